@@ -1,0 +1,33 @@
+"""Alembic environment: migrates the connection handed in by db.engine, or the configured URL."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from db.config import database_url
+from db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _migrate(connection)
+        return
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    engine = create_engine(url or database_url())
+    with engine.begin() as conn:
+        _migrate(conn)
+
+
+def _migrate(connection) -> None:  # noqa: ANN001
+    render_as_batch = connection.dialect.name == "sqlite"
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=render_as_batch)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations()

@@ -1,0 +1,158 @@
+"""SQLAlchemy 2.0 ORM models: devices, profiling runs, measurements, predictors, search jobs, tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Device(Base):
+    """A machine that runs (part of) a network: a Raspberry Pi, a Jetson, a laptop, a server."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default="cpu")  # cpu, gpu, mobile, asic, fpga
+    description: Mapped[str] = mapped_column(Text, default="")
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # hardware facts from the agent
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    runs: Mapped[list[ProfilingRun]] = relationship(back_populates="device")
+
+
+class ProfilingRun(Base):
+    """One profiling session of an agent on a device (or one import of public data)."""
+
+    __tablename__ = "profiling_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)  # chosen by the agent: uploads are idempotent
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    environment_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, completed, failed, imported
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    device: Mapped[Device] = relationship(back_populates="runs")
+    measurements: Mapped[list[Measurement]] = relationship(back_populates="run", cascade="all, delete-orphan")
+
+
+class Measurement(Base):
+    """One latency measurement of an op, a fixed layer, a sampled config, or a whole (head of an) model.
+
+    ``key`` names what was measured within the run and is unique per run, which makes re-uploads of the
+    same run idempotent:
+      - ``target='block'``: ``<space>/L<layer>/<block>``
+      - ``target='fixed'``: ``<space>/<stem|first|head|pool|fc>``
+      - ``target='config'``: the op key of a sampled block configuration
+      - ``target='model'``: ``<space>/<architecture string>`` (end to end; with ``@k``, the head up to k)
+    ``op_key`` is the shape-level op identity (spaces.Op.key), shared across layers and spaces.
+    """
+
+    __tablename__ = "measurements"
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", name="uq_measurement_run_key"),
+        Index("ix_measurement_lookup", "device_id", "space", "target"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("profiling_runs.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(16))  # block, fixed, config, model
+    key: Mapped[str] = mapped_column(String(512))
+    space: Mapped[str | None] = mapped_column(String(64))
+    layer: Mapped[int | None] = mapped_column(Integer)
+    block: Mapped[str | None] = mapped_column(String(32))
+    op_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)  # op features or architecture + split
+    latency_ms: Mapped[float] = mapped_column(Float)  # median
+    iqr_ms: Mapped[float | None] = mapped_column(Float)
+    mean_ms: Mapped[float | None] = mapped_column(Float)
+    min_ms: Mapped[float | None] = mapped_column(Float)
+    repeats: Mapped[int | None] = mapped_column(Integer)
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)  # timing summary: number_per_run, times, ...
+    noisy: Mapped[bool] = mapped_column(Boolean, default=False)  # IQR/median above the threshold
+    energy_mj: Mapped[float | None] = mapped_column(Float)
+    flops: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16), default="measured")  # measured, imported
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    run: Mapped[ProfilingRun] = relationship(back_populates="measurements")
+    device: Mapped[Device] = relationship()
+
+
+class FittedPredictor(Base):
+    """A fitted latency predictor of one kind for one device and space, with its validation metrics."""
+
+    __tablename__ = "fitted_predictors"
+    __table_args__ = (UniqueConstraint("device_id", "space", "kind", "version", name="uq_predictor_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    space: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # lookup, flops-linear, gbdt, ...
+    version: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # library versions, features, data fingerprint
+    artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    device: Mapped[Device] = relationship()
+
+
+class SearchJob(Base):
+    """One architecture (+ split) search: its configuration, progress history and result."""
+
+    __tablename__ = "search_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    method: Mapped[str] = mapped_column(String(32))
+    space: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, completed, failed
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    history: Mapped[list[Any]] = mapped_column(default=list)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A bearer token for the service's write endpoints, stored hashed, optionally scoped to a device."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    device: Mapped[str | None] = mapped_column(String(64))  # None: may write for every device
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

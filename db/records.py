@@ -1,0 +1,115 @@
+"""Validated records that cross process boundaries: what agents store locally and upload.
+
+The same schema serves the local database writer, the agent's upload spool and the service's
+``POST /measurements``, so every path applies the same checks: finite positive latencies, names that
+the search space knows.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+import spaces
+
+Target = Literal["block", "fixed", "config", "model"]
+
+
+def _finite_positive(value: float | None, field: str, *, allow_zero: bool = False) -> float | None:
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise ValueError(f"{field} must be a finite number, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{field} must be {'non-negative' if allow_zero else 'positive'}, got {value}")
+    return value
+
+
+class MeasurementRecord(BaseModel):
+    """One measured (or imported) latency; see db.models.Measurement for the meaning of ``key``."""
+
+    target: Target
+    key: str = Field(min_length=1, max_length=512)
+    space: str | None = None
+    layer: int | None = None
+    block: str | None = None
+    op_key: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    latency_ms: float = Field(description="median latency in milliseconds (finite, positive)")
+    iqr_ms: float | None = None
+    mean_ms: float | None = None
+    min_ms: float | None = None
+    repeats: int | None = Field(default=None, ge=1)
+    raw: dict[str, Any] = Field(default_factory=dict)
+    noisy: bool = False
+    energy_mj: float | None = None
+    flops: int | None = Field(default=None, ge=0)
+    source: Literal["measured", "imported"] = "measured"
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "target": "block", "key": "fbnet-cifar100/L7/k5_e6", "space": "fbnet-cifar100", "layer": 7,
+                    "block": "k5_e6", "latency_ms": 1.91, "iqr_ms": 0.01, "mean_ms": 1.92, "min_ms": 1.88,
+                    "repeats": 120,
+                }
+            ]
+        }
+    }
+
+    @field_validator("latency_ms")
+    @classmethod
+    def _latency(cls, value: float, info) -> float:  # noqa: ANN001
+        # Imported tables hold exact zeros for identity skips (HW-NAS-Bench edgegpu): zero is allowed.
+        return _finite_positive(value, info.field_name, allow_zero=True)  # type: ignore[return-value]
+
+    @field_validator("iqr_ms", "mean_ms", "min_ms", "energy_mj")
+    @classmethod
+    def _stats(cls, value: float | None, info) -> float | None:  # noqa: ANN001
+        return _finite_positive(value, info.field_name, allow_zero=True)
+
+    @model_validator(mode="after")
+    def _names_belong_to_space(self) -> MeasurementRecord:
+        if self.latency_ms == 0 and self.source != "imported":
+            raise ValueError("latency_ms must be positive for a measurement (only imported tables hold zeros)")
+        if self.target in ("block", "fixed", "model") and not self.space:
+            raise ValueError(f"space is required for target {self.target!r}")
+        if self.space is not None:
+            space = spaces.get_space(self.space)
+            if self.target == "block":
+                if self.layer is None or self.block is None:
+                    raise ValueError("layer and block are required for target 'block'")
+                space.block(self.block, space.layer(self.layer).index)
+            elif self.target == "fixed":
+                space.fixed(self.key.rsplit("/", 1)[-1])
+            elif self.target == "model":
+                spaces.Architecture.parse(self.key.split("/", 1)[-1], space)
+        return self
+
+
+class RunRecord(BaseModel):
+    """A profiling run and the device it ran on."""
+
+    uid: str = Field(min_length=1, max_length=64)
+    device: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    device_kind: str = "cpu"
+    device_description: str = ""
+    device_facts: dict[str, Any] = Field(default_factory=dict)
+    host: str = ""
+    environment: dict[str, Any] = Field(default_factory=dict)
+    environment_key: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["running", "completed", "failed", "imported"] = "running"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class MeasurementBatch(BaseModel):
+    """What an agent uploads: its run and a batch of measurements."""
+
+    run: RunRecord
+    measurements: list[MeasurementRecord]
