@@ -11,7 +11,8 @@ stamp=.venv/.splitnas-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "splitnas: installing dependencies (torch 2.14.1 takes about a minute)" >&2
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[agent,dev]"
+    # pip's local-index configuration on some machines prints one harmless warning per package: hide those
+    .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v "is ignored: it is neither" || true; }
+    .venv/bin/python -m pip install --quiet -e ".[agent,dev]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
     echo "$want" > "$stamp"
 fi
