@@ -137,7 +137,8 @@ def list_measurements(
     if target:
         query = query.where(Measurement.target == target)
     if run_uid:
-        query = query.join(ProfilingRun).where(ProfilingRun.uid == run_uid)
+        # An explicit ON clause: ProfilingRun also joins to Device, which would match every run of the device.
+        query = query.join(ProfilingRun, ProfilingRun.id == Measurement.run_id).where(ProfilingRun.uid == run_uid)
     return list(session.scalars(query.offset(offset).limit(limit)))
 
 
@@ -258,3 +259,100 @@ def revoke_token(session: Session, *, name: str) -> bool:
         return False
     row.revoked = True
     return True
+
+
+# -- latency service (api) -------------------------------------------------------------------------
+
+
+def device_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Device.name).order_by(Device.name)))
+
+
+def data_fingerprint(session: Session, *, device: str) -> tuple[int, int, int]:
+    """(newest measurement id, measurement count, newest predictor id) of ``device``: changes with new data."""
+    device_id = select(Device.id).where(Device.name == device).scalar_subquery()
+    newest, count = session.execute(
+        select(func.coalesce(func.max(Measurement.id), 0), func.count(Measurement.id)).where(
+            Measurement.device_id == device_id
+        )
+    ).one()
+    predictor = session.scalar(
+        select(func.coalesce(func.max(FittedPredictor.id), 0)).where(FittedPredictor.device_id == device_id)
+    )
+    return int(newest), int(count), int(predictor or 0)
+
+
+def measurement_rows(
+    session: Session,
+    *,
+    device: str | None = None,
+    space: str | None = None,
+    target: str | None = None,
+    run_uid: str | None = None,
+    limit: int | None = None,
+    after_id: int = 0,
+) -> list[tuple[Measurement, str, str]]:
+    """(measurement, device name, run uid) rows in id order, after ``after_id`` (keyset paging)."""
+    query = (
+        select(Measurement, Device.name, ProfilingRun.uid)
+        .join(Device, Device.id == Measurement.device_id)
+        .join(ProfilingRun, ProfilingRun.id == Measurement.run_id)
+        .where(Measurement.id > after_id)
+        .order_by(Measurement.id)
+    )
+    if device:
+        query = query.where(Device.name == device)
+    if space:
+        query = query.where(Measurement.space == space)
+    if target:
+        query = query.where(Measurement.target == target)
+    if run_uid:
+        query = query.where(ProfilingRun.uid == run_uid)
+    return [tuple(row) for row in session.execute(query.limit(limit))]
+
+
+def get_token(session: Session, *, name: str) -> ApiToken | None:
+    return session.scalar(select(ApiToken).where(ApiToken.name == name))
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
+
+
+def ping(session: Session) -> None:
+    """Raise unless the database answers."""
+    session.execute(select(1))
+
+
+# -- profiler agent --------------------------------------------------------------------------------
+
+
+def run_measurement_counts(session: Session) -> dict[str, int]:
+    """How many measurements each profiling run holds, keyed by run uid."""
+    query = (
+        select(ProfilingRun.uid, func.count(Measurement.id))
+        .outerjoin(Measurement, Measurement.run_id == ProfilingRun.id)
+        .group_by(ProfilingRun.uid)
+    )
+    return {uid: count for uid, count in session.execute(query)}
+
+
+# -- search job progress (nas) ---------------------------------------------------------------------
+
+
+def append_job_history(session: Session, *, uid: str, records: list[dict[str, Any]]) -> SearchJob:
+    """Append progress records (one per epoch) to the job ``uid``."""
+    job = get_job(session, uid=uid)
+    if job is None:
+        raise ValueError(f"unknown search job {uid!r}")
+    job.history = [*job.history, *records]  # a new list: JSON columns do not track in-place changes
+    return job
+
+
+def finish_job(session: Session, *, uid: str, status: str, result: dict[str, Any]) -> SearchJob:
+    """Mark the job ``uid`` completed or failed, with its result (or error)."""
+    job = get_job(session, uid=uid)
+    if job is None:
+        raise ValueError(f"unknown search job {uid!r}")
+    job.status, job.result, job.finished_at = status, result, utcnow()
+    return job

@@ -2,13 +2,231 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from db import queries
+from db.engine import session_scope
+from predictor.errors import PredictorError
+from predictor.evaluate import evaluate_kind
+from predictor.facade import expand_kinds, fit_predictors, load_lut, training_data
+from predictor.latency import Link, architecture_latency, chain_latency
+from spaces import Architecture, SpaceError
 
 app = typer.Typer(
     help="Fit latency predictors to a device's measurements, evaluate them, predict.", no_args_is_help=True
 )
+# outside a terminal (pipes, CI logs) tables get 160 columns instead of rich's 80, so they are not truncated
+console = Console(width=shutil.get_terminal_size((160, 24)).columns)
+
+DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SPLITNAS_DATABASE_URL or ~/.local)")]
+SpaceOption = Annotated[str, typer.Option("--space", help="search space")]
+DevicesOption = Annotated[
+    list[str] | None, typer.Option("--device", "-d", help="device (repeatable; default: every device measured)")
+]
+KindsOption = Annotated[
+    list[str] | None, typer.Option("--kind", "-k", help="lookup, flops-linear, flops-linear-intercept, gbdt or all")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 
 
 @app.callback()
 def main() -> None:
     """Latency predictors of splitnas."""
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Print errors a user can act on without a traceback, and exit with status 1."""
+    try:
+        yield
+    except (PredictorError, SpaceError, ValueError) as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _devices(session: Any, devices: list[str] | None, space: str) -> list[str]:
+    if devices:
+        return devices
+    measured = [
+        d.name for d in queries.list_devices(session) if queries.coverage(session, device=d.name).get((space, "block"))
+    ]
+    if not measured:
+        raise PredictorError(f"no device has measurements in space {space!r}: run `profiler run` or an import first")
+    return measured
+
+
+def _fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{suffix}" if isinstance(value, float) else str(value)
+
+
+def _scores_table(title: str, rows: list[tuple[str, str, dict[str, Any]]]) -> Table:
+    table = Table(title=title)
+    columns = ("kind", "protocol", "n / asked", "RMSE ms", "MAPE %", "±5 %", "±10 %", "Spearman", "Kendall", "note")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("kind", "protocol", "note") else "right")
+    for kind, protocol, s in rows:
+        table.add_row(
+            kind, protocol, f"{s['n']} / {s['total']}", _fmt(s["rmse_ms"], 4), _fmt(s["mape"]), _fmt(s["within_5"], 1),
+            _fmt(s["within_10"], 1), _fmt(s["spearman"], 4), _fmt(s["kendall"], 4), s.get("note", ""),
+        )
+    return table
+
+
+@app.command()
+def fit(
+    device: DevicesOption = None, kind: KindsOption = None, space: SpaceOption = "fbnet-cifar100", db: DbOption = None,
+    evaluate: Annotated[bool, typer.Option(help="evaluate every kind on held-out data before storing")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit predictors to each device's measurements, evaluate and store them; print Pi and R^2 of the FLOPs fits."""
+    with _user_errors(), session_scope(db) as session:
+        reports = []
+        for name in _devices(session, device, space):
+            reports += fit_predictors(session, device=name, space=space, kinds=kind or ["all"], evaluate=evaluate)
+        if as_json:
+            print(json.dumps([{"device": r.device, "space": r.space, "kind": r.kind, "version": r.version,
+                               "metrics": r.metrics, "meta": r.meta} for r in reports], indent=2))
+            return
+        table = Table(title=f"fitted predictors ({space})")
+        for column in ("device", "kind", "version", "Pi GFLOPS", "R^2", "intercept ms", "scale", "entry MAPE %",
+                       "model ±10 %", "note"):
+            table.add_column(column, justify="left" if column in ("device", "kind", "note") else "right")
+        for r in reports:
+            protocols = r.metrics.get("protocols", {})
+            table.add_row(
+                r.device, r.kind, str(r.version), _fmt(r.pi_gflops, 3), _fmt(r.r2, 4),
+                _fmt(r.metrics["fit"].get("intercept_ms"), 4), _fmt(r.metrics["scale"], 4),
+                _fmt(protocols.get("entry", {}).get("mape")), _fmt(protocols.get("model", {}).get("within_10"), 1),
+                r.metrics["fit"].get("note", ""),
+            )
+        console.print(table)
+
+
+@app.command("eval")
+def evaluate(
+    device: DevicesOption = None, kind: KindsOption = None, space: SpaceOption = "fbnet-cifar100", db: DbOption = None,
+    folds: Annotated[int, typer.Option(help="folds of the k-fold protocols")] = 5,
+    seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0, as_json: JsonOption = False,
+) -> None:
+    """Evaluate every kind with every protocol on data held out from fitting (nothing is stored)."""
+    with _user_errors(), session_scope(db) as session:
+        results: dict[str, dict[str, dict[str, Any]]] = {}
+        for name in _devices(session, device, space):
+            data = training_data(session, device=name, space=space)
+            results[name] = {
+                k: {p: s.to_dict() for p, s in evaluate_kind(k, data, folds=folds, seed=seed).items()}
+                for k in expand_kinds(kind or ["all"])
+            }
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    for name, kinds in results.items():
+        rows = [(k, p, s) for k, protocols in kinds.items() for p, s in protocols.items()]
+        console.print(_scores_table(f"{name} ({space}): held-out accuracy", rows))
+
+
+@app.command()
+def predict(
+    device: Annotated[str, typer.Option("--device", "-d", help="device running the architecture (or its head)")],
+    arch: Annotated[str, typer.Option("--arch", help="architecture string, optionally with @k split point(s)")],
+    split: Annotated[list[int] | None, typer.Option(help="split point(s) k (overrides @k in --arch)")] = None,
+    tail_device: Annotated[
+        list[str] | None, typer.Option("--tail-device", help="device after each split (repeatable; default: --device)")
+    ] = None,
+    bandwidth_mbps: Annotated[
+        list[float] | None, typer.Option("--bandwidth-mbps", help="link rate per split, Mbit/s (one value: all links)")
+    ] = None,
+    bits: Annotated[int, typer.Option(help="bits per transmitted element (32, 16 or 8)")] = 32,
+    kind: Annotated[str, typer.Option("--kind", "-k", help="predictor kind, or auto")] = "auto",
+    space: SpaceOption = "fbnet-cifar100", db: DbOption = None, as_json: JsonOption = False,
+) -> None:
+    """Predict the latency of an architecture on one device, or split across devices and links."""
+    with _user_errors(), session_scope(db) as session:
+        architecture = Architecture.parse(arch, space)
+        if split:
+            architecture = architecture.with_splits(*split)
+        n_links = len(architecture.splits)
+        devices = [device, *(tail_device or [])]
+        if n_links and len(devices) == 1:
+            devices *= n_links + 1
+        if len(devices) != n_links + 1:
+            raise ValueError(f"{n_links} split point(s) need {n_links} tail device(s), got {len(devices) - 1}")
+        rates = bandwidth_mbps or [8.0]
+        if len(rates) == 1:
+            rates = rates * n_links
+        if len(rates) != n_links:
+            raise ValueError(f"{n_links} link(s) need one --bandwidth-mbps each (or one for all), got {len(rates)}")
+        luts = {name: load_lut(session, device=name, space=space, kind=kind) for name in dict.fromkeys(devices)}
+    with _user_errors():
+        if not n_links:
+            total = architecture_latency(architecture, luts[device])
+            result = {"arch": architecture.encode(), "device": device, "predictor": luts[device].predictor,
+                      "scale": luts[device].scale, "total_ms": total}
+        else:
+            links = [Link(rate, bits) for rate in rates]
+            chain = chain_latency(architecture, [luts[d] for d in devices], links)
+            result = {"arch": architecture.encode(), "bits": bits, **chain.to_dict(),
+                      "predictors": {d: luts[d].predictor for d in luts}}
+            for segment, link in zip(result["segments"], [*links, None], strict=True):
+                segment["bandwidth_mbps"] = link.bandwidth_mbps if link else None
+                segment["payload_bytes"] = segment["payload_elements"] * bits // 8
+    if as_json:
+        print(json.dumps(result, indent=2))
+    elif not n_links:
+        console.print(f"{result['arch']}\n[bold]{device}[/bold] ({result['predictor']}, model-level correction "
+                      f"x{result['scale']:.3f}): [bold]{total:.3f} ms[/bold]")
+    else:
+        _print_chain(result)
+
+
+def _print_chain(result: dict[str, Any]) -> None:
+    table = Table(title=result["arch"])
+    for column in ("part", "device", "layers", "compute ms", "payload", "link", "comm ms"):
+        table.add_column(column, justify="left" if column in ("part", "device", "layers") else "right")
+    segments = result["segments"]
+    for i, s in enumerate(segments):
+        part = "head" if i == 0 else "tail" if i == len(segments) - 1 else f"middle {i}"
+        layers = f"{s['layers'][0]}..{s['layers'][-1]}" if s["layers"] else "-"
+        last = i == len(segments) - 1
+        table.add_row(
+            part, s["device"], layers, f"{s['compute_ms']:.3f}",
+            "-" if last else f"{s['payload_elements']} el = {s['payload_bytes'] / 1024:.1f} KiB",
+            "-" if last else f"{s['bandwidth_mbps']:g} Mbit/s, {result['bits']} bit",
+            "-" if last else f"{s['comm_ms']:.3f}",
+        )
+    console.print(table)
+    compute = sum(s["compute_ms"] for s in segments)
+    comm = sum(s["comm_ms"] for s in segments)
+    console.print(f"total [bold]{result['total_ms']:.3f} ms[/bold] = compute {compute:.3f} ms + communication "
+                  f"{comm:.3f} ms (predictors: {', '.join(f'{d}: {k}' for d, k in result['predictors'].items())})")
+
+
+@app.command("list")
+def list_fitted(space: SpaceOption = "fbnet-cifar100", db: DbOption = None, as_json: JsonOption = False) -> None:
+    """The newest stored predictor of every device and kind, with its held-out model and entry accuracy."""
+    with _user_errors(), session_scope(db) as session:
+        stored = queries.latest_predictors(session, space=space)
+        rows = [(r.device.name, r.kind, r.version, r.metrics, r.meta) for r in stored]
+    if as_json:
+        print(json.dumps([{"device": d, "kind": k, "version": v, "metrics": m, "meta": meta}
+                          for d, k, v, m, meta in rows], indent=2))
+        return
+    table = Table(title=f"stored predictors ({space})")
+    for column in ("device", "kind", "version", "fitted at", "data", "scale", "entry MAPE %", "model ±10 %"):
+        table.add_column(column)
+    for d, k, v, metrics, meta in sorted(rows):
+        protocols = metrics.get("protocols", {})
+        table.add_row(d, k, str(v), str(meta.get("fitted_at", ""))[:19], str(meta.get("data_fingerprint", "")),
+                      _fmt(metrics.get("scale"), 4), _fmt(protocols.get("entry", {}).get("mape")),
+                      _fmt(protocols.get("model", {}).get("within_10"), 1))
+    console.print(table)

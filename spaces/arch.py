@@ -7,6 +7,7 @@ devices. Split point k cuts after the fixed prefix (k = 0) or after layer k - 1.
 
 from __future__ import annotations
 
+import operator
 import random
 from dataclasses import dataclass
 
@@ -24,6 +25,12 @@ class Architecture:
     splits: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        try:
+            splits = tuple(operator.index(k) for k in self.splits)  # numpy integers become ints
+        except TypeError:
+            raise InvalidArchitectureError(f"split points must be integers, got {list(self.splits)}") from None
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "splits", splits)
         n = len(self.space.layers)
         if len(self.blocks) != n:
             raise InvalidArchitectureError(
@@ -91,7 +98,9 @@ class Architecture:
     def payload(self, split: int) -> int:
         """Elements crossing the link when split at ``split``."""
         if split not in self.space.split_points:
-            raise InvalidArchitectureError(f"split point {split} is not in space {self.space.name!r}")
+            raise InvalidArchitectureError(
+                f"split point {split} is not in space {self.space.name!r}: allowed 0..{len(self.space.layers)}"
+            )
         if split == 0:
             return self.space.prefix[-1].op.payload
         return self.space.op(split - 1, self.blocks[split - 1]).payload

@@ -11,7 +11,7 @@ from spaces.errors import InvalidBlockError
 
 BlockKind = Literal["conv", "skip", "mbconv", "identity"]
 
-_CONV_NAME = re.compile(r"^k(?P<k>\d+)_e(?P<e>\d+(?:/\d+)?)(?:_g(?P<g>\d+))?(?P<res>_res)?$")
+_CONV_NAME = re.compile(r"^k(?P<k>\d+)_e(?P<e>\d+(?:/[1-9]\d*)?)(?:_g(?P<g>\d+))?(?P<res>_res)?$")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def parse_block_name(name: str) -> tuple[int, Fraction, int, bool]:
 
     Returns (kernel, expansion, groups, residual flag). Raises InvalidBlockError naming the bad part.
     """
-    match = _CONV_NAME.match(name)
+    match = _CONV_NAME.match(name) if isinstance(name, str) else None
     if not match:
         raise InvalidBlockError(
             f"malformed block name {name!r}: expected 'k<kernel>_e<expansion>[_g<groups>][_res]' "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -74,11 +75,15 @@ class SearchSpace:
         return tuple(seen.values())
 
     def layer(self, index: int) -> Layer:
-        if not isinstance(index, int) or not 0 <= index < len(self.layers):
+        try:
+            position = operator.index(index)  # any integer type, numpy's included
+        except TypeError:
+            position = -1
+        if not 0 <= position < len(self.layers):
             raise InvalidLayerError(
                 f"layer {index!r} is not in space {self.name!r}: allowed layers are 0..{len(self.layers) - 1}"
             )
-        return self.layers[index]
+        return self.layers[position]
 
     def block(self, name: str, layer: int | None = None) -> Block:
         """The block called ``name`` (at ``layer`` when given), or an error listing what is allowed."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
 from db.config import database_url
+from db.engine import make_engine
 from db.models import Base
 
 config = context.config
@@ -18,9 +18,12 @@ def run_migrations() -> None:
         _migrate(connection)
         return
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    engine = create_engine(url or database_url())
-    with engine.begin() as conn:
-        _migrate(conn)
+    engine = make_engine(url or database_url())
+    try:
+        with engine.begin() as conn:
+            _migrate(conn)
+    finally:
+        engine.dispose()
 
 
 def _migrate(connection) -> None:  # noqa: ANN001

@@ -1,0 +1,165 @@
+"""In-memory lookup tables of the service: loaded once, served without the database, swapped atomically.
+
+Every (device, space, predictor kind) table is a ``predictor.latency.DeviceLUT`` built by
+``predictor.load_lut``; the cache also keeps its JSON body and ETag for ``GET /lut``. A table is
+served from memory until ``ttl_s`` has passed or new data arrived through this process; then one
+reader checks the database's fingerprint of the device (newest measurement and predictor ids) and
+rebuilds the table if it changed, while every other reader keeps getting the previous table. A
+refit rebuilds all of a device's tables first and swaps them in with one reference assignment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from anyio import to_thread
+from sqlalchemy.orm import Session
+
+import predictor
+from db import queries
+from db.engine import session_scope
+from predictor.latency import DeviceLUT
+
+log = logging.getLogger(__name__)
+
+LUTKey = tuple[str, str, str]
+"""(device, space, predictor kind)"""
+
+LUTLoader = Callable[..., DeviceLUT]
+
+
+class UnknownDeviceError(LookupError):
+    """The device has no row in the database."""
+
+    def __init__(self, device: str, known: list[str]):
+        self.device, self.known = device, known
+        listed = ", ".join(known) if known else "none yet (upload measurements first)"
+        super().__init__(f"unknown device {device!r}; known devices: {listed}")
+
+
+@dataclass(frozen=True)
+class CachedLUT:
+    """A table with what is needed to serve it: the data fingerprint it was built from, JSON body, ETag."""
+
+    lut: DeviceLUT
+    fingerprint: tuple[int, int, int]
+    body: bytes
+    etag: str
+
+    @classmethod
+    def build(cls, lut: DeviceLUT, fingerprint: tuple[int, int, int]) -> CachedLUT:
+        body = json.dumps(lut.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+        return cls(lut, fingerprint, body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+class LUTCache:
+    """Thread-safe per-process cache of ``CachedLUT`` by (device, space, predictor kind)."""
+
+    def __init__(self, database_url: str, *, ttl_s: float, loader: LUTLoader | None = None,
+                 on_build: Callable[[str], None] | None = None):
+        self.database_url = database_url
+        self.ttl_s = ttl_s
+        self._loader = loader or predictor.load_lut
+        self._on_build = on_build or (lambda reason: None)
+        self._entries: dict[LUTKey, CachedLUT] = {}
+        self._checked: dict[LUTKey, float] = {}
+        self._refreshing: set[LUTKey] = set()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def fresh(self, key: LUTKey) -> CachedLUT | None:
+        """The cached table if it was checked within ``ttl_s`` (no I/O: the hot path)."""
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - self._checked.get(key, 0.0) < self.ttl_s:
+            return entry
+        return None
+
+    async def get(self, key: LUTKey) -> CachedLUT:
+        """The table for ``key``; loads it on first use, revalidates it when stale without making others wait."""
+        entry = self.fresh(key)
+        if entry is not None:
+            return entry
+        entry = self._entries.get(key)
+        if entry is None:
+            return await to_thread.run_sync(self.load, key)
+        if not self._claim(key):
+            return entry  # another reader is revalidating: serve the previous table meanwhile
+        try:
+            return await to_thread.run_sync(self.revalidate, key)
+        finally:
+            self._release(key)
+
+    def load(self, key: LUTKey) -> CachedLUT:
+        with session_scope(self.database_url) as session:
+            entry = self._build(session, key, reason="load")
+        self._install({key: entry})
+        return entry
+
+    def revalidate(self, key: LUTKey) -> CachedLUT:
+        """Rebuild ``key`` if its device's data changed; on failure keep serving the previous table."""
+        old = self._entries[key]
+        try:
+            with session_scope(self.database_url) as session:
+                if queries.data_fingerprint(session, device=key[0]) == old.fingerprint:
+                    self._mark_checked(key)
+                    return old
+                entry = self._build(session, key, reason="new data")
+        except Exception:
+            log.exception("could not rebuild the %s/%s/%s table; serving the previous one", *key)
+            self._mark_checked(key)
+            return old
+        self._install({key: entry})
+        return entry
+
+    def refresh(self, device: str, space: str) -> list[LUTKey]:
+        """Rebuild every cached table of ``device`` and ``space`` (after a refit) and swap them in together."""
+        keys = [key for key in self._entries if key[:2] == (device, space)]
+        with session_scope(self.database_url) as session:
+            new = {key: self._build(session, key, reason="refit") for key in keys}
+        self._install(new)
+        return keys
+
+    def invalidate(self, device: str) -> None:
+        """Make the next reader of any table of ``device`` check the database (new measurements arrived)."""
+        with self._lock:
+            for key in self._checked:
+                if key[0] == device:
+                    self._checked[key] = 0.0
+
+    def _build(self, session: Session, key: LUTKey, *, reason: str) -> CachedLUT:
+        device, space, kind = key
+        if queries.get_device(session, name=device) is None:
+            raise UnknownDeviceError(device, queries.device_names(session))
+        fingerprint = queries.data_fingerprint(session, device=device)  # before loading: a race only rebuilds again
+        entry = CachedLUT.build(self._loader(session, device=device, space=space, kind=kind), fingerprint)
+        self._on_build(reason)
+        return entry
+
+    def _install(self, new: dict[LUTKey, CachedLUT]) -> None:
+        with self._lock:
+            self._entries = {**self._entries, **new}  # one reference swap: a reader sees all old or all new
+            now = time.monotonic()
+            self._checked.update(dict.fromkeys(new, now))
+
+    def _mark_checked(self, key: LUTKey) -> None:
+        with self._lock:
+            self._checked[key] = time.monotonic()
+
+    def _claim(self, key: LUTKey) -> bool:
+        with self._lock:
+            if key in self._refreshing:
+                return False
+            self._refreshing.add(key)
+            return True
+
+    def _release(self, key: LUTKey) -> None:
+        with self._lock:
+            self._refreshing.discard(key)

@@ -1,0 +1,124 @@
+"""``/measurements``: agents' batched uploads (idempotent, device-scoped tokens) and filtered downloads."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+
+from api.deps import CacheDep, MetricsDep, SessionDep, SettingsDep, TokenDep, check_device_known
+from api.errors import AUTH_RESPONSES, BATCH_RESPONSES, ERROR_RESPONSES, FieldError, many_invalid, not_found, too_large
+from api.schemas import MeasurementPublic, UploadPublic
+from api.validation import space_or_error
+from db import queries
+from db.engine import session_scope
+from db.models import Measurement
+from db.records import MeasurementBatch
+
+router = APIRouter(prefix="/measurements", tags=["measurements"])
+
+CSV_PAGE = 2000
+COLUMNS = list(MeasurementPublic.model_fields)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadPublic,
+    responses={
+        200: {"model": UploadPublic, "description": "nothing new: every measurement was already stored"},
+        409: {"description": "the run uid belongs to another device"},
+    }
+    | ERROR_RESPONSES | AUTH_RESPONSES | BATCH_RESPONSES,
+)
+def post_measurements(
+    batch: MeasurementBatch, token: TokenDep, session: SessionDep, cache: CacheDep, metrics: MetricsDep,
+    settings: SettingsDep, response: Response,
+) -> dict:
+    """Store an agent's run and measurements; re-uploading the same run stores nothing twice.
+
+    The whole batch is validated before anything is written: one bad record rejects the batch.
+    """
+    token.check_device(batch.run.device, ["body", "run", "device"])
+    if len(batch.measurements) > settings.api_max_batch:
+        raise too_large(["body", "measurements"], len(batch.measurements), settings.api_max_batch, "measurements")
+    zeros = [
+        (["body", "measurements", i, "latency_ms"], "latency_ms must be positive (finite, > 0), got 0")
+        for i, record in enumerate(batch.measurements)
+        if record.latency_ms == 0
+    ]
+    if zeros:
+        raise many_invalid(zeros)
+    try:
+        inserted, duplicates = queries.ingest_batch(session, batch=batch)
+    except ValueError as exc:  # the run uid exists for another device
+        raise FieldError(409, ["body", "run", "uid"], str(exc), "conflict") from None
+    session.commit()  # before the cache is told: a reader must find the new rows when it rebuilds
+    cache.invalidate(batch.run.device)
+    metrics.uploaded.labels("inserted").inc(inserted)
+    metrics.uploaded.labels("duplicate").inc(duplicates)
+    response.status_code = 201 if inserted else 200
+    return {"inserted": inserted, "duplicates": duplicates}
+
+
+def _public(row: Measurement, device: str, run: str) -> dict:
+    fields = {name: getattr(row, name) for name in COLUMNS if name not in ("device", "run")}
+    return fields | {"device": device, "run": run}
+
+
+@router.get(
+    "",
+    response_model=list[MeasurementPublic],
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}} | ERROR_RESPONSES,
+)
+def get_measurements(
+    session: SessionDep,
+    settings: SettingsDep,
+    device: Annotated[str | None, Query(description="only this device")] = None,
+    space: Annotated[str | None, Query(description="only this space")] = None,
+    run: Annotated[str | None, Query(description="only this run (its uid)")] = None,
+    target: Annotated[Literal["block", "fixed", "config", "model"] | None, Query()] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="csv streams every matching row")] = "json",
+    limit: Annotated[int, Query(ge=1, le=10_000, description="rows per JSON page")] = 1000,
+    after_id: Annotated[int, Query(ge=0, description="next JSON page: the last id of the previous one")] = 0,
+) -> list[dict] | StreamingResponse:
+    """Measurements in id order, filtered by device, space, run and target."""
+    if device is not None:
+        check_device_known(session, device, ["query", "device"])
+    if space is not None:
+        space_or_error(space, ["query", "space"])
+    if run is not None and queries.get_run(session, uid=run) is None:
+        raise not_found(["query", "run"], f"unknown run {run!r}; list runs with GET /measurements?device=...")
+    filters = {"device": device, "space": space, "target": target, "run_uid": run}
+    if format == "json":
+        rows = queries.measurement_rows(session, **filters, limit=limit, after_id=after_id)
+        return [_public(*row) for row in rows]
+    return StreamingResponse(
+        _csv_lines(settings.resolved_database_url(), filters, after_id),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="measurements.csv"'},
+    )
+
+
+def _csv_lines(database_url: str, filters: dict, after_id: int) -> Iterator[str]:
+    """The CSV header, then pages of rows read in their own session (the request's closes before streaming)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    while True:
+        with session_scope(database_url) as session:
+            rows = queries.measurement_rows(session, **filters, limit=CSV_PAGE, after_id=after_id)
+        for row in rows:
+            record = _public(*row)
+            writer.writerow(record | {"config": json.dumps(record["config"])})
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < CSV_PAGE:
+            return
+        after_id = rows[-1][0].id

@@ -1,0 +1,491 @@
+"""Request (``XCreate``) and response (``XPublic``) schemas of the service, separate from the ORM models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from predictor import list_predictors
+
+DEFAULT_SPACE = "fbnet-cifar100"
+
+# the registry of predictor kinds decides what the service accepts; "auto" picks the best-validated one
+FitKind = Literal[tuple(list_predictors())]  # type: ignore[valid-type]
+PredictorKind = Literal[("auto", *list_predictors())]  # type: ignore[valid-type]
+
+PositiveMbps = Annotated[float, Field(gt=0, allow_inf_nan=False, description="link throughput in Mbit/s")]
+Bits = Literal[8, 16, 32]
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="where the bad value is: ['query', 'device'], ['body', 'archs', 3]")
+    msg: str = Field(description="what is wrong and what is allowed")
+    type: str
+
+
+class ErrorPublic(BaseModel):
+    """Every 4xx/5xx body: FastAPI's validation-error shape, also used for the service's own errors."""
+
+    detail: list[ErrorItem]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": [
+                        {
+                            "loc": ["query", "device"],
+                            "msg": "unknown device 'jetson'; known devices: edgegpu, raspi4",
+                            "type": "not_found",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+
+# -- single ops --------------------------------------------------------------------------------------
+
+
+class LatencyPublic(BaseModel):
+    """The latency of one block at one layer of a space on one device."""
+
+    device: str
+    space: str
+    layer: int
+    block: str
+    latency_ms: float
+    predictor: str = Field(description="the predictor that answered: lookup where measured, else the fitted one")
+    measured: bool = Field(description="true when the value is a measurement, false when predicted")
+    iqr_ms: float | None = Field(description="interquartile range of the measurement (null when predicted)")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "device": "edgegpu", "space": "fbnet-cifar100", "layer": 7, "block": "k5_e6",
+                    "latency_ms": 0.412, "predictor": "lookup", "measured": True, "iqr_ms": 0.004,
+                }
+            ]
+        }
+    )
+
+
+class LatencyQuery(BaseModel):
+    """One (device, space, layer, block) question; the query parameters of ``GET /latency``."""
+
+    block: str = Field(description="block name", examples=["k5_e6"])
+    layer: int = Field(description="searchable layer index (0-based)", examples=[7])
+    device: str = Field(description="device name", examples=["edgegpu"])
+    space: str = Field(default=DEFAULT_SPACE, description="search space")
+    predictor: PredictorKind = Field(default="auto", description="which predictor answers; auto: the best one")
+
+
+LatencyParams = LatencyQuery
+
+
+class LatencyBatchCreate(BaseModel):
+    """Many (device, space, layer, block) queries; at most ``SPLITNAS_API_MAX_BATCH`` of them."""
+
+    queries: list[LatencyQuery] = Field(min_length=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "queries": [
+                        {"device": "edgegpu", "layer": 7, "block": "k5_e6"},
+                        {"device": "raspi4", "space": "fbnet-cifar100", "layer": 0, "block": "skip",
+                         "predictor": "lookup"},
+                    ]
+                }
+            ]
+        }
+    )
+
+
+class LatencyBatchPublic(BaseModel):
+    results: list[LatencyPublic] = Field(description="one result per query, in query order")
+
+
+# -- architectures -----------------------------------------------------------------------------------
+
+
+class ArchitectureInput(BaseModel):
+    """An architecture as a string with its split point(s) (``arch``) or as ``blocks`` plus split point(s)."""
+
+    space: str = DEFAULT_SPACE
+    arch: str | None = Field(default=None, description="one block per layer, comma separated, then '@k'")
+    blocks: list[str] | None = Field(default=None, description="one block name per layer (instead of arch)")
+    predictor: PredictorKind = "auto"
+
+    def architecture_text(self, splits: list[int]) -> str:
+        """The architecture string, built from ``blocks`` and ``splits`` when it was given as a list."""
+        if self.arch is not None:
+            return self.arch
+        return ",".join(self.blocks or []) + ("@" + ",".join(str(k) for k in splits) if splits else "")
+
+
+def _one_form(data: ArchitectureInput, split_field: str, splits: Any) -> None:
+    if (data.arch is None) == (data.blocks is None):
+        raise ValueError("give either 'arch' (a string with '@k') or 'blocks' (a list) with '" + split_field + "'")
+    if data.blocks is not None and splits is None:
+        raise ValueError(f"'{split_field}' is required with 'blocks'")
+    if data.arch is not None and splits is not None:
+        raise ValueError(f"give the split point(s) inside 'arch' ('...@k'), not in '{split_field}'")
+
+
+class SplitLatencyCreate(ArchitectureInput):
+    """One architecture split once: head on ``head_device``, tail on ``tail_device``, one link between."""
+
+    split: int | None = Field(default=None, description="split point k, with 'blocks' (0 = after the stem)")
+    head_device: str
+    tail_device: str
+    bandwidth_mbps: PositiveMbps = 8.0
+    bits: Bits = Field(default=32, description="bits per transmitted element")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "arch": "k3_e1,k3_e1,k5_e6,skip,k3_e3,k5_e6,k3_e1,k5_e3,skip,k3_e6,k5_e1,k3_e1_g2,k5_e6,k3_e3,"
+                    "skip,k5_e1_g2,k3_e6,k5_e6,k3_e1,skip,k5_e3,k3_e6@7",
+                    "space": "fbnet-cifar100", "head_device": "raspi4", "tail_device": "edgegpu",
+                    "bandwidth_mbps": 8, "bits": 32,
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _check_form(self) -> SplitLatencyCreate:
+        _one_form(self, "split", self.split)
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.architecture_text([] if self.split is None else [self.split])
+
+
+class LayerLatency(BaseModel):
+    layer: int
+    block: str
+    device: str = Field(description="the device that runs the layer (both, joined by '+', when split inside it)")
+    latency_ms: float
+
+
+class SplitLatencyPublic(BaseModel):
+    arch: str = Field(description="the canonical architecture string")
+    split: int
+    head_device: str
+    tail_device: str
+    total_ms: float
+    head_ms: float
+    comm_ms: float
+    tail_ms: float
+    payload_elements: int
+    payload_bytes: float
+    per_layer: list[LayerLatency]
+    predictors: dict[str, str] = Field(description="the predictor answering for each device")
+
+
+class LinkCreate(BaseModel):
+    bandwidth_mbps: PositiveMbps
+    bits: Bits = 32
+
+
+class ChainLatencyCreate(ArchitectureInput):
+    """M devices in a chain; the architecture has M - 1 split points, link m carries device m's output."""
+
+    topology: Literal["chain"]
+    splits: list[int] | None = Field(default=None, description="split points, with 'blocks'")
+    devices: list[str] = Field(min_length=2)
+    links: list[LinkCreate] = Field(min_length=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "topology": "chain",
+                    "arch": "k3_e1,k3_e1,k5_e6,skip,k3_e3,k5_e6,k3_e1,k5_e3,skip,k3_e6,k5_e1,k3_e1_g2,k5_e6,k3_e3,"
+                    "skip,k5_e1_g2,k3_e6,k5_e6,k3_e1,skip,k5_e3,k3_e6@4,12",
+                    "devices": ["raspi4", "pixel3", "edgegpu"],
+                    "links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": 50}],
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _check_form(self) -> ChainLatencyCreate:
+        _one_form(self, "splits", self.splits)
+        if len(self.links) != len(self.devices) - 1:
+            raise ValueError(f"{len(self.devices)} devices need {len(self.devices) - 1} links, got {len(self.links)}")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.architecture_text(self.splits or [])
+
+
+class BranchCreate(BaseModel):
+    device: str
+    bandwidth_mbps: PositiveMbps = Field(description="the branch's link to the merging device")
+    bits: Bits = 32
+
+
+class MeshLatencyCreate(ArchitectureInput):
+    """A chain, then a root that broadcasts its output to parallel branches (DESIGN.md section 3).
+
+    ``devices`` lists the chain devices and last the root; the architecture has one split point per
+    device (the root's is where it broadcasts). ``links[m]`` carries device m's output (the last one
+    is the root's broadcast link). Every branch runs the layers after the last split point and sends
+    the network's output to the merging device over its own link.
+    """
+
+    topology: Literal["mesh"]
+    splits: list[int] | None = Field(default=None, description="split points, with 'blocks'")
+    devices: list[str] = Field(min_length=1, description="chain devices, then the root")
+    links: list[LinkCreate] = Field(min_length=1)
+    branches: list[BranchCreate] = Field(min_length=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "topology": "mesh",
+                    "arch": "k3_e1,k3_e1,k5_e6,skip,k3_e3,k5_e6,k3_e1,k5_e3,skip,k3_e6,k5_e1,k3_e1_g2,k5_e6,k3_e3,"
+                    "skip,k5_e1_g2,k3_e6,k5_e6,k3_e1,skip,k5_e3,k3_e6@4,12",
+                    "devices": ["raspi4", "pixel3"],
+                    "links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": 50}],
+                    "branches": [
+                        {"device": "edgegpu", "bandwidth_mbps": 200}, {"device": "fpga", "bandwidth_mbps": 200}
+                    ],
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _check_form(self) -> MeshLatencyCreate:
+        _one_form(self, "splits", self.splits)
+        if len(self.links) != len(self.devices):
+            raise ValueError(f"{len(self.devices)} devices (the chain and the root) need {len(self.devices)} links, "
+                             f"got {len(self.links)}")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.architecture_text(self.splits or [])
+
+
+MultiLatencyCreate = Annotated[ChainLatencyCreate | MeshLatencyCreate, Field(discriminator="topology")]
+
+
+class SegmentPublic(BaseModel):
+    device: str
+    layers: list[int]
+    compute_ms: float
+    payload_elements: int
+    payload_bytes: float
+    comm_ms: float
+
+
+class ChainLatencyPublic(BaseModel):
+    topology: Literal["chain"] = "chain"
+    arch: str
+    total_ms: float
+    compute_ms: float
+    comm_ms: float
+    segments: list[SegmentPublic]
+    per_layer_ms: list[float]
+
+
+class BranchPublic(BaseModel):
+    device: str
+    compute_ms: float
+    comm_ms: float
+    path_ms: float = Field(description="root compute + broadcast + branch compute + branch link")
+
+
+class MeshLatencyPublic(BaseModel):
+    topology: Literal["mesh"] = "mesh"
+    arch: str
+    total_ms: float = Field(description="chain total + the slowest root-to-branch path")
+    chain: list[SegmentPublic]
+    root: SegmentPublic
+    branches: list[BranchPublic]
+    critical_branch: str
+
+
+class SplitLatencyBatchCreate(BaseModel):
+    """Many architectures, each with one split point, on the same head, tail and link."""
+
+    space: str = DEFAULT_SPACE
+    archs: list[str] = Field(min_length=1, description="architecture strings, each ending in '@k'")
+    head_device: str
+    tail_device: str
+    bandwidth_mbps: PositiveMbps = 8.0
+    bits: Bits = 32
+    predictor: PredictorKind = "auto"
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "archs": [
+                        "k3_e1,k3_e1,k5_e6,skip,k3_e3,k5_e6,k3_e1,k5_e3,skip,k3_e6,k5_e1,k3_e1_g2,k5_e6,k3_e3,"
+                        "skip,k5_e1_g2,k3_e6,k5_e6,k3_e1,skip,k5_e3,k3_e6@7"
+                    ],
+                    "head_device": "raspi4", "tail_device": "edgegpu", "bandwidth_mbps": 8, "bits": 32,
+                }
+            ]
+        }
+    )
+
+
+class SplitLatencyBatchPublic(BaseModel):
+    """Column arrays, one entry per architecture in request order."""
+
+    head_device: str
+    tail_device: str
+    count: int
+    total_ms: list[float]
+    head_ms: list[float]
+    comm_ms: list[float]
+    tail_ms: list[float]
+    payload_bytes: list[float]
+
+
+# -- lookup tables, devices, spaces, predictors --------------------------------------------------------
+
+
+class LUTPublic(BaseModel):
+    """``predictor.latency.DeviceLUT.to_dict()``: rows are layers, columns are ``blocks``; null = not allowed."""
+
+    device: str
+    space: str
+    predictor: str
+    scale: float = Field(description="model-level correction applied to every compute segment")
+    blocks: list[str]
+    table: list[list[float | None]]
+    measured: list[list[bool]]
+    iqr: list[list[float | None]]
+    fixed: dict[str, float]
+    meta: dict[str, Any]
+
+
+class DevicePublic(BaseModel):
+    name: str
+    kind: str
+    description: str
+    facts: dict[str, Any]
+    measurements: dict[str, int] = Field(description="distinct measured keys per space")
+    predictors: list[str] = Field(description="fitted predictors as 'space/kind'")
+
+
+class LayerPublic(BaseModel):
+    index: int
+    h: int
+    cin: int
+    cout: int
+    stride: int
+    blocks: list[str]
+
+
+class FixedLayerPublic(BaseModel):
+    name: str
+    kind: str
+    h: int
+    cin: int
+    cout: int
+    stride: int
+
+
+class SplitPointPublic(BaseModel):
+    k: int
+    after: str = Field(description="what runs last on the head: the stem or a layer")
+    payload_elements: int = Field(description="elements sent with the layer's standard blocks (bottlenecks send less)")
+
+
+class SpaceSummary(BaseModel):
+    name: str
+    family: str
+    input_size: int
+    num_classes: int
+    layers: int
+    blocks: list[str]
+    split_points: int
+
+
+class SpacePublic(SpaceSummary):
+    description: str
+    prefix: list[FixedLayerPublic]
+    layer_table: list[LayerPublic]
+    suffix: list[FixedLayerPublic]
+    split_point_table: list[SplitPointPublic]
+
+
+class PredictorPublic(BaseModel):
+    device: str
+    space: str
+    kind: str
+    version: int
+    metrics: dict[str, Any]
+    meta: dict[str, Any]
+    created_at: datetime
+
+
+class PredictorFitCreate(BaseModel):
+    device: str
+    space: str = DEFAULT_SPACE
+    kinds: list[FitKind] = Field(default_factory=list_predictors, min_length=1, description="default: every kind")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"device": "raspi4", "kinds": ["lookup", "gbdt"]}]})
+
+
+class PredictorFitPublic(BaseModel):
+    device: str
+    space: str
+    reports: list[dict[str, Any]]
+    refreshed: list[str] = Field(description="cached tables swapped to the new predictors, as 'space/predictor'")
+
+
+# -- measurements, tokens, health ---------------------------------------------------------------------
+
+
+class UploadPublic(BaseModel):
+    inserted: int
+    duplicates: int
+
+
+class MeasurementPublic(BaseModel):
+    id: int
+    run: str
+    device: str
+    target: str
+    key: str
+    space: str | None
+    layer: int | None
+    block: str | None
+    op_key: str | None
+    config: dict[str, Any]
+    latency_ms: float
+    iqr_ms: float | None
+    mean_ms: float | None
+    min_ms: float | None
+    repeats: int | None
+    noisy: bool
+    energy_mj: float | None
+    flops: int | None
+    source: str
+    created_at: datetime
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+    cached_tables: int

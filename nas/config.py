@@ -1,0 +1,109 @@
+"""Every setting of a search, with the reference values of DESIGN.md sections 5.1 to 6 as defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class OptimizerConfig(BaseModel):
+    """SGD with momentum and an optional cosine schedule over the stage's steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(0.025, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(3e-4, ge=0)
+    cosine: bool = True
+
+
+class GradientOptions(BaseModel):
+    """Settings of the gradient method (DESIGN.md 5.4); its latency target is ``t_th`` of the search.
+
+    Warm-up uses ``pretrain_epochs``, the alternating weight / architecture steps ``search_epochs`` and
+    the answer's re-training ``retrain_epochs``; the squared form's lambda_1 is the supernet optimizer's
+    weight decay (``2 * lambda_1``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_loss: Literal["squared", "hinge", "log"] = Field(
+        "squared", description="squared: CE + lambda_2 (E[T] - T)^2; hinge: CE + w max(0, E[T] - T); "
+        "log: CE (log E[T] / log T)^beta",
+    )
+    latency_weight: float | None = Field(
+        None, ge=0, description="lambda_2 (default 1/T^2), the hinge weight (default 1 per ms) or beta (default 0.6)"
+    )
+    search_splits: bool = Field(False, description="search the split points too (else the topology's assignment)")
+    arch_lr: float = Field(6e-3, gt=0, description="Adam learning rate of the architecture parameters")
+    arch_every: int = Field(1, ge=1, description="weight steps per architecture step")
+
+
+class SearchConfig(BaseModel):
+    """A search job's configuration; stored with the job.
+
+    Defaults are the reference scenario (fbnet-cifar100, raspi4 -> edgegpu, 8 Mbit/s, 32 bits, p = 0.2,
+    T_th = 30 ms) and the reference NASC settings (30 / 90 / 300 epochs, lambda_x = lambda_theta = 2,
+    dropout set {0, ..., 0.5}, training dropout 0.5, eps_loss = eps_lat = 1). DESIGN.md gives no
+    optimizer settings; the defaults are those of ASNG-NAS for the supernet (SGD, lr 0.025, Nesterov
+    momentum 0.9, weight decay 3e-4, cosine) and a common CIFAR recipe for re-training.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = "nasc"
+    space: str = "fbnet-cifar100"
+    head_device: str = "raspi4"
+    tail_device: str = "edgegpu"
+    bandwidth_mbps: float = Field(8.0, gt=0)
+    bits: Literal[8, 16, 32] = 32
+    loss: float = Field(0.2, ge=0, lt=1, description="packet-loss rate of the link (share of dropped elements)")
+    t_th: float = Field(30.0, gt=0, description="latency threshold T_th in ms")
+    eps_loss: float = Field(1.0, ge=0)
+    eps_lat: float = Field(1.0, ge=0)
+    dropout_set: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    train_dropout: float = Field(0.5, ge=0, lt=1, description="dropout at the split while training weights")
+    scale_dropout: bool = Field(False, description="rescale kept elements by 1/(1-p) as nn.Dropout does")
+    pretrain_epochs: int = Field(30, ge=0)
+    search_epochs: int = Field(90, ge=0)
+    retrain_epochs: int = Field(300, ge=0)
+    steps_per_epoch: int | None = Field(None, ge=1, description="cap on the steps of every epoch (tiny runs)")
+    lambda_x: int = Field(2, ge=1, description="architectures sampled per weight step")
+    lambda_theta: int = Field(2, ge=2, description="architectures sampled per distribution step")
+    batch_size: int = Field(64, ge=1)
+    split_eval_batches: int = Field(4, ge=1, description="validation batches scoring each split (HWNAS)")
+    supernet_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    retrain_optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=0.05, weight_decay=5e-4))
+    supernet_cache: str | None = Field(
+        None, description="file of the pre-trained supernet: loaded (stage 1 skipped) when it exists with the "
+        "same stage-1 settings, written after stage 1 otherwise",
+    )
+    searcher_options: dict[str, Any] = Field(default_factory=dict, description="e.g. ASNG alpha, delta_init")
+    topology: dict[str, Any] | None = Field(
+        None, description="a chain or mesh of devices (nas.topology file format, parsed): the gradient method's "
+        "devices, links and split assignment in place of head_device, tail_device and the link",
+    )
+    gradient: GradientOptions = Field(default_factory=GradientOptions)
+    data: str = Field("digits", description="'digits', 'synthetic' or a CIFAR-100 directory")
+    data_limit: int | None = Field(None, ge=1, description="use at most this many images per split")
+    predictor_url: str | None = None
+    predictor: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _topology_for_gradient(self) -> SearchConfig:
+        if self.method == "gradient" and self.topology is None:
+            raise ValueError("the gradient method searches on a chain or mesh of devices: give --topology FILE")
+        if self.method != "gradient" and self.topology is not None:
+            raise ValueError(f"a topology is searched by --method gradient only, not {self.method!r}")
+        return self
+
+    @field_validator("dropout_set")
+    @classmethod
+    def _rates(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not 0 <= p < 1 for p in value):
+            raise ValueError(f"dropout rates must be in [0, 1), at least one, got {list(value)}")
+        return value

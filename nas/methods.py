@@ -1,0 +1,115 @@
+"""What every search method gets (the context) and gives (a result), its progress callbacks, and the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.config import SearchConfig
+from nas.data import ImageData, Split
+from nas.latency import SplitLatencyModel
+
+
+class SearchCallback:
+    """Receives a search's progress; every hook does nothing unless overridden."""
+
+    def on_stage(self, stage: str, epochs: int, steps_per_epoch: int) -> None:
+        """A stage (``pretrain``, ``search``, ``split``, ``retrain``) starts."""
+
+    def on_step(self, stage: str) -> None:
+        """One optimization or distribution step ended."""
+
+    def on_epoch(self, record: dict[str, Any]) -> None:
+        """An epoch ended: ``record`` holds stage, epoch, loss, arch, latency_ms, convergence, ..."""
+
+
+class CallbackList(SearchCallback):
+    def __init__(self, callbacks: Sequence[SearchCallback]) -> None:
+        self.callbacks = list(callbacks)
+
+    def on_stage(self, stage: str, epochs: int, steps_per_epoch: int) -> None:
+        for callback in self.callbacks:
+            callback.on_stage(stage, epochs, steps_per_epoch)
+
+    def on_step(self, stage: str) -> None:
+        for callback in self.callbacks:
+            callback.on_step(stage)
+
+    def on_epoch(self, record: dict[str, Any]) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch(record)
+
+
+@dataclass
+class SearchContext:
+    """Everything a method needs: settings, data, the latency model, where to compute, whom to tell."""
+
+    config: SearchConfig
+    data: ImageData
+    latency: SplitLatencyModel
+    device: torch.device
+    callback: SearchCallback = field(default_factory=SearchCallback)
+
+    def __post_init__(self) -> None:
+        seed = self.config.seed
+        self.batch_generator = torch.Generator().manual_seed(seed)
+        self.loss_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+
+    def steps(self, split: Split) -> int:
+        """Steps in one epoch over ``split`` (capped by ``steps_per_epoch``)."""
+        n = -(-self.data.size(split) // self.config.batch_size)
+        return min(n, self.config.steps_per_epoch or n)
+
+    def batches(self, split: Split, *, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled batches of ``split`` on the search device, capped by ``steps_per_epoch``."""
+        batches = self.data.batches(
+            split, self.config.batch_size, shuffle=shuffle, generator=self.batch_generator, device=self.device
+        )
+        for step, batch in enumerate(batches):
+            if step >= self.steps(split):
+                return
+            yield batch
+
+
+@dataclass
+class SearchResult:
+    """The found architecture with its split point, and what a method reports about it."""
+
+    blocks: tuple[str, ...]
+    split: int
+    accuracy_at_loss: float
+    accuracy_clean: float
+    convergence: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Method = Callable[[SearchContext], SearchResult]
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str) -> Callable[[Method], Method]:
+    """Decorator registering a search method (what ``nas search --method`` runs); refuses duplicates."""
+
+    def register(method: Method) -> Method:
+        if name in METHODS:
+            raise ValueError(f"search method {name!r} is already registered")
+        METHODS[name] = method
+        return method
+
+    return register
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown search method {name!r}; allowed: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def decode(sample: np.ndarray, n_layers: int) -> tuple[np.ndarray, int | None]:
+    """A searcher's sample: per-layer block indices, then (when searched) the split point."""
+    sample = np.asarray(sample)
+    return sample[:n_layers], (int(sample[n_layers]) if len(sample) > n_layers else None)

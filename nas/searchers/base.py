@@ -1,0 +1,96 @@
+"""Ask/tell searchers over categorical variables, and their registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class Searcher:
+    """Searches D categorical variables; variable i takes the values 0..K_i-1.
+
+    ``sample(n)`` asks for n candidates as an (n, D) integer array, ``update(samples, losses)`` tells
+    their losses (lower is better). ``most_likely`` is the current answer, ``convergence`` a number in
+    [0, 1] that grows as the searcher settles on one candidate.
+    """
+
+    name: str = ""
+
+    def __init__(self, categories: Sequence[int], *, seed: int | None = None) -> None:
+        self.categories = np.asarray(categories, dtype=int)
+        if self.categories.ndim != 1 or len(self.categories) == 0 or (self.categories < 1).any():
+            raise ValueError(f"categories must be a non-empty list of positive counts, got {list(categories)}")
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def dims(self) -> int:
+        return len(self.categories)
+
+    def uniform(self, n: int) -> np.ndarray:
+        """n candidates drawn uniformly at random."""
+        return self.rng.integers(0, self.categories, size=(n, self.dims))
+
+    def sample(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def update(self, samples: np.ndarray, losses: Sequence[float]) -> None:
+        raise NotImplementedError
+
+    @property
+    def most_likely(self) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def convergence(self) -> float:
+        raise NotImplementedError
+
+    def _check_told(self, samples: np.ndarray, losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        samples = np.asarray(samples, dtype=int)
+        losses = np.asarray(losses, dtype=float)
+        if samples.ndim != 2 or samples.shape[1] != self.dims or len(losses) != len(samples):
+            raise ValueError(
+                f"expected ({len(losses)}, {self.dims}) samples for {len(losses)} losses, got shape {samples.shape}"
+            )
+        if ((samples < 0) | (samples >= self.categories)).any():
+            raise ValueError("samples hold values outside their variable's categories")
+        if not np.isfinite(losses).all():
+            raise ValueError(f"losses must be finite, got {losses.tolist()}")
+        return samples, losses
+
+
+class BestSeen:
+    """The lowest-loss candidate told so far (the answer of random search and evolution)."""
+
+    def __init__(self, dims: int) -> None:
+        self.sample = np.zeros(dims, dtype=int)
+        self.loss = np.inf
+
+    def add(self, samples: np.ndarray, losses: np.ndarray) -> None:
+        best = int(np.argmin(losses))
+        if losses[best] < self.loss:
+            self.sample, self.loss = samples[best].copy(), float(losses[best])
+
+
+SEARCHERS: dict[str, type[Searcher]] = {}
+
+
+def register_searcher(name: str) -> Callable[[type[Searcher]], type[Searcher]]:
+    """Class decorator registering a searcher under ``name``; refuses duplicate names."""
+
+    def register(cls: type[Searcher]) -> type[Searcher]:
+        if name in SEARCHERS:
+            raise ValueError(f"searcher {name!r} is already registered")
+        cls.name = name
+        SEARCHERS[name] = cls
+        return cls
+
+    return register
+
+
+def create_searcher(name: str, categories: Sequence[int], *, seed: int | None = None, **options: Any) -> Searcher:
+    """The registered searcher ``name``; an error lists the registered names."""
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(sorted(SEARCHERS))}")
+    return SEARCHERS[name](categories, seed=seed, **options)

@@ -1,0 +1,180 @@
+"""The one-shot supernet of the fbnet spaces, the split network, and simulated packet loss.
+
+Every candidate op is built by ``spaces.modules.build_op`` from the space's own ``Op`` definitions, so
+the path of one architecture holds exactly the modules (and parameter names, up to a prefix) of
+``spaces.modules.build_network(arch)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from spaces import Architecture, SearchSpace, get_space
+from spaces.modules import build_op, build_parts
+
+SUPERNET_FAMILIES = ("fbnet",)
+
+
+def packet_loss(
+    x: torch.Tensor, p: float, *, generator: torch.Generator | None = None, scale: bool = False
+) -> torch.Tensor:
+    """Zero each element with probability ``p``: what the tail sees when a lossy link drops it.
+
+    Active in training and evaluation alike (it models the link, not a regularizer). By default the
+    kept elements are not rescaled, since a receiver only sees zeros where data went missing;
+    ``scale=True`` divides by 1 - p as ``torch.nn.functional.dropout`` does.
+    """
+    if p <= 0:
+        return x
+    if p >= 1:
+        return torch.zeros_like(x)
+    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+    kept = x * keep
+    return kept / (1 - p) if scale else kept
+
+
+def replace_classifier(space: SearchSpace, num_classes: int | None) -> nn.Linear | None:
+    """A fresh classifier for ``num_classes`` (the spaces' FC has the space's class count), or None to keep it."""
+    fc = space.fixed("fc").op
+    return None if num_classes in (None, fc.cout) else nn.Linear(fc.cin, num_classes)
+
+
+class Supernet(nn.Module):
+    """All candidate ops of every layer; a forward pass runs one architecture split at one point.
+
+    ``blocks`` are per-layer indices into ``space.layers[i].blocks``. Split point k cuts after the
+    fixed prefix (k = 0) or after layer k - 1; when that layer runs a bottleneck block, the cut (and
+    the packet loss) falls inside it, right after its depthwise conv.
+    """
+
+    families: tuple[str, ...] = SUPERNET_FAMILIES  # subclasses may cover more (nas.gates.GatedSupernet: mbconv)
+
+    def __init__(self, space: SearchSpace | str, num_classes: int | None = None) -> None:
+        super().__init__()
+        self.space = get_space(space) if isinstance(space, str) else space
+        if self.space.family not in self.families:
+            raise ValueError(
+                f"no supernet for space {self.space.name!r} (family {self.space.family!r}); "
+                f"supported families: {', '.join(self.families)}"
+            )
+        self.prefix = nn.ModuleDict({f.name: build_op(f.op) for f in self.space.prefix})
+        self.layers = nn.ModuleList(
+            nn.ModuleList(build_op(layer.op(block)) for block in layer.blocks) for layer in self.space.layers
+        )
+        self.suffix = nn.ModuleDict({f.name: build_op(f.op) for f in self.space.suffix})
+        classifier = replace_classifier(self.space, num_classes)
+        if classifier is not None:
+            self.suffix["fc"] = classifier
+        self.num_classes = num_classes or self.space.num_classes
+        self._bottleneck = [[layer.op(b).is_bottleneck for b in layer.blocks] for layer in self.space.layers]
+
+    @property
+    def categories(self) -> list[int]:
+        """Number of candidate blocks per layer."""
+        return [len(layer.blocks) for layer in self.space.layers]
+
+    def architecture(self, blocks: Sequence[int], split: int | None = None) -> Architecture:
+        names = tuple(layer.blocks[int(b)].name for layer, b in zip(self.space.layers, blocks, strict=True))
+        return Architecture(self.space, names, () if split is None else (int(split),))
+
+    def indices(self, arch: Architecture) -> list[int]:
+        """Per-layer block indices of ``arch``."""
+        return [layer.block_names.index(name) for layer, name in zip(self.space.layers, arch.blocks, strict=True)]
+
+    def _split_inside(self, blocks: Sequence[int], split: int) -> bool:
+        return split > 0 and self._bottleneck[split - 1][int(blocks[split - 1])]
+
+    def head(self, x: torch.Tensor, blocks: Sequence[int], split: int) -> torch.Tensor:
+        """The part before the split: prefix and layers 0..split-1 (only the front of a split bottleneck)."""
+        for module in self.prefix.values():
+            x = module(x)
+        for i in range(split):
+            op = self.layers[i][int(blocks[i])]
+            x = op.front(x) if i == split - 1 and self._split_inside(blocks, split) else op(x)
+        return x
+
+    def tail(self, x: torch.Tensor, blocks: Sequence[int], split: int) -> torch.Tensor:
+        """The part after the split, through the classifier."""
+        if self._split_inside(blocks, split):
+            x = self.layers[split - 1][int(blocks[split - 1])].back(x)
+        for i in range(split, len(self.layers)):
+            x = self.layers[i][int(blocks[i])](x)
+        for module in self.suffix.values():
+            x = module(x)
+        return x
+
+    def forward(
+        self, x: torch.Tensor, blocks: Sequence[int], split: int, drop: float = 0.0, *,
+        generator: torch.Generator | None = None, scale: bool = False,
+    ) -> torch.Tensor:
+        z = self.head(x, blocks, split)
+        return self.tail(packet_loss(z, drop, generator=generator, scale=scale), blocks, split)
+
+    def path_names(self, blocks: Sequence[int]) -> dict[str, str]:
+        """Supernet module prefix -> the name of the same module in ``build_network(arch)``."""
+        names = {f"prefix.{f.name}.": f"{f.name}." for f in self.space.prefix}
+        names |= {f"layers.{i}.{int(b)}.": f"layer{i}." for i, b in enumerate(blocks)}
+        names |= {f"suffix.{f.name}.": f"{f.name}." for f in self.space.suffix}
+        return names
+
+    def subnet_state_dict(self, blocks: Sequence[int]) -> dict[str, torch.Tensor]:
+        """The weights of one path, named as in ``build_network(arch)``."""
+        names = self.path_names(blocks)
+        out = {}
+        for key, value in self.state_dict().items():
+            for ours, theirs in names.items():
+                if key.startswith(ours):
+                    out[theirs + key[len(ours) :]] = value
+        return out
+
+    def load_subnet(self, blocks: Sequence[int], state_dict: dict[str, torch.Tensor]) -> None:
+        """Copy the weights of a stand-alone network (``build_network`` names) into this path."""
+        names = {theirs: ours for ours, theirs in self.path_names(blocks).items()}
+        mapped = {}
+        for key, value in state_dict.items():
+            prefix = key[: key.index(".") + 1]
+            if prefix not in names:
+                raise KeyError(f"{key!r} does not belong to the path {list(blocks)}")
+            mapped[names[prefix] + key[len(prefix) :]] = value
+        expected = {k for k in self.state_dict() if any(k.startswith(p) for p in names.values())}
+        if set(mapped) != expected:
+            raise KeyError(f"state dict does not match the path: missing {sorted(expected - set(mapped))[:5]}")
+        self.load_state_dict(mapped, strict=False)
+
+
+class SplitNetwork(nn.Module):
+    """One architecture cut at its split point into a head and a tail (``spaces.modules.build_parts``).
+
+    The forward pass drops elements of the payload with the link's loss rate, as the deployed model sees it.
+    """
+
+    def __init__(self, arch: Architecture, num_classes: int | None = None) -> None:
+        super().__init__()
+        arch.split  # noqa: B018  (raises unless there is exactly one split point)
+        self.arch = arch
+        head, tail = build_parts(arch)
+        classifier = replace_classifier(arch.space, num_classes)
+        if classifier is not None:
+            tail.fc = classifier
+        self.head, self.tail = head, tail
+
+    def forward(
+        self, x: torch.Tensor, drop: float = 0.0, *, generator: torch.Generator | None = None, scale: bool = False
+    ) -> torch.Tensor:
+        return self.tail(packet_loss(self.head(x), drop, generator=generator, scale=scale))
+
+    def load_network_state(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load the weights of ``build_network(arch)`` (or ``Supernet.subnet_state_dict``) into the two parts."""
+        own = self.state_dict()
+        mapped = {}
+        for key, value in state_dict.items():
+            top, _, rest = key.partition(".")
+            names = [f"{part}.{name}" for name in (key, f"{top}_{rest}") for part in ("head", "tail")]
+            found = [name for name in names if name in own]
+            if not found:
+                raise KeyError(f"{key!r} has no place in the split network of {self.arch}")
+            mapped[found[0]] = value
+        self.load_state_dict(mapped, strict=True)

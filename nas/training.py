@@ -1,0 +1,266 @@
+"""The stages of a one-shot search (DESIGN.md 5.1): weight pre-training, distribution update, re-training.
+
+Shared by NASC, the HWNAS baselines, random search and evolution; they differ in the variables they
+search, the objective of the distribution update, and the dropout of each stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.config import OptimizerConfig
+from nas.methods import SearchContext, decode
+from nas.searchers import RandomSearch, Searcher
+from nas.supernet import SplitNetwork, Supernet, packet_loss
+from spaces import Architecture
+
+Objective = Callable[[torch.Tensor, torch.Tensor, np.ndarray], np.ndarray]
+Describe = Callable[[np.ndarray], dict[str, Any]]
+
+
+def make_optimizer(
+    parameters: Sequence[nn.Parameter] | Any, settings: OptimizerConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    optimizer = torch.optim.SGD(
+        parameters, lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov and settings.momentum > 0,
+        weight_decay=settings.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(total_steps, 1)) if settings.cosine else None
+    return optimizer, scheduler
+
+
+def pretrain_supernet(ctx: SearchContext, supernet: Supernet, *, search_splits: bool, drop: float) -> None:
+    """Stage 1: each step trains the mean loss of ``lambda_x`` uniformly sampled paths (and split points)
+    with dropout ``drop`` at the split."""
+    config = ctx.config
+    n_layers = len(supernet.layers)
+    categories = supernet.categories + ([n_layers + 1] if search_splits else [])
+    sampler = RandomSearch(categories, seed=config.seed)
+    steps = ctx.steps("train")
+    ctx.callback.on_stage("pretrain", config.pretrain_epochs, steps)
+    optimizer, scheduler = make_optimizer(supernet.parameters(), config.supernet_optimizer,
+                                          config.pretrain_epochs * steps)
+    supernet.train()
+    for epoch in range(config.pretrain_epochs):
+        losses = []
+        for x, y in ctx.batches("train"):
+            loss = torch.zeros((), device=ctx.device)
+            for sample in sampler.sample(config.lambda_x):
+                blocks, split = decode(sample, n_layers)
+                logits = supernet(x, blocks, n_layers if split is None else split, drop,
+                                  generator=ctx.loss_generator, scale=config.scale_dropout)
+                loss = loss + F.cross_entropy(logits, y) / config.lambda_x
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(loss.item())
+            ctx.callback.on_step("pretrain")
+        ctx.callback.on_epoch({"stage": "pretrain", "epoch": epoch + 1, "loss": float(np.mean(losses))})
+
+
+def pretrain_settings(ctx: SearchContext, *, search_splits: bool, drop: float) -> dict[str, Any]:
+    """Everything stage 1's result depends on (the key of a cached pre-trained supernet)."""
+    settings = ctx.config.model_dump(mode="json", include={
+        "space", "pretrain_epochs", "steps_per_epoch", "lambda_x", "batch_size", "supernet_optimizer", "seed",
+        "data_limit", "scale_dropout",
+    })
+    return settings | {"data": ctx.data.name, "search_splits": search_splits, "drop": drop,
+                       "num_classes": ctx.data.num_classes}
+
+
+def pretrained_supernet(ctx: SearchContext, *, search_splits: bool, drop: float) -> Supernet:
+    """Stage 1, or its result from ``supernet_cache`` when that file was made with the same settings.
+
+    One-shot search trains the supernet once: searches with other searchers, thresholds or links reuse it.
+    """
+    config = ctx.config
+    torch.manual_seed(config.seed)
+    supernet = Supernet(config.space, ctx.data.num_classes).to(ctx.device)
+    settings = pretrain_settings(ctx, search_splits=search_splits, drop=drop)
+    path = Path(config.supernet_cache) if config.supernet_cache else None
+    if path is not None and path.is_file():
+        saved = torch.load(path, map_location=ctx.device, weights_only=True)
+        if saved["settings"] != settings:
+            differ = sorted(k for k in settings.keys() | saved["settings"].keys()
+                            if settings.get(k) != saved["settings"].get(k))
+            raise ValueError(f"supernet cache {path} was pre-trained with other settings ({', '.join(differ)}); "
+                             "remove it or name another file")
+        supernet.load_state_dict(saved["state_dict"])
+        ctx.callback.on_epoch({"stage": "pretrain", "epoch": 0, "loaded": str(path)})
+        return supernet
+    pretrain_supernet(ctx, supernet, search_splits=search_splits, drop=drop)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"settings": settings, "state_dict": supernet.state_dict()}, path)
+    return supernet
+
+
+@torch.no_grad()
+def sc_loss(
+    ctx: SearchContext, supernet: Supernet, x: torch.Tensor, y: torch.Tensor, blocks: Sequence[int], split: int,
+    rates: Sequence[float],
+) -> float:
+    """l_SC: the mean over ``rates`` of the cross-entropy with that packet loss at the split (head run once)."""
+    payload = supernet.head(x, blocks, split)
+    losses = [
+        F.cross_entropy(
+            supernet.tail(packet_loss(payload, p, generator=ctx.loss_generator, scale=ctx.config.scale_dropout),
+                          blocks, split),
+            y,
+        ).item()
+        for p in rates
+    ]
+    return float(np.mean(losses))
+
+
+def split_objective(ctx: SearchContext, supernet: Supernet) -> Objective:
+    """NASC's J: eps_loss * l_SC + eps_lat * max(0, T_split - T_th), for samples holding a split point."""
+    config, n_layers = ctx.config, len(supernet.layers)
+
+    def objective(x: torch.Tensor, y: torch.Tensor, samples: np.ndarray) -> np.ndarray:
+        latency = ctx.latency.split(samples[:, :n_layers], samples[:, n_layers])["total_ms"]
+        losses = [sc_loss(ctx, supernet, x, y, s[:n_layers], int(s[n_layers]), config.dropout_set) for s in samples]
+        return config.eps_loss * np.asarray(losses) + config.eps_lat * np.maximum(0.0, latency - config.t_th)
+
+    return objective
+
+
+def whole_model_objective(ctx: SearchContext, supernet: Supernet) -> Objective:
+    """HWNAS's J: eps_loss * CE without loss + eps_lat * max(0, T_whole_on_head_device - T_th)."""
+    config, n_layers = ctx.config, len(supernet.layers)
+
+    def objective(x: torch.Tensor, y: torch.Tensor, samples: np.ndarray) -> np.ndarray:
+        latency = ctx.latency.whole(samples)
+        losses = [sc_loss(ctx, supernet, x, y, s, n_layers, (0.0,)) for s in samples]
+        return config.eps_loss * np.asarray(losses) + config.eps_lat * np.maximum(0.0, latency - config.t_th)
+
+    return objective
+
+
+def update_distribution(
+    ctx: SearchContext, supernet: Supernet, searcher: Searcher, objective: Objective, describe: Describe
+) -> None:
+    """Stage 2: weights frozen; each step asks ``lambda_theta`` candidates, scores them on a validation
+    batch, and tells the searcher.
+
+    The supernet stays in training mode (batch statistics): its running statistics mix every path.
+    """
+    config = ctx.config
+    steps = ctx.steps("val")
+    ctx.callback.on_stage("search", config.search_epochs, steps)
+    supernet.train()
+    for epoch in range(config.search_epochs):
+        values = []
+        for x, y in ctx.batches("val"):
+            samples = searcher.sample(config.lambda_theta)
+            losses = objective(x, y, samples)
+            searcher.update(samples, losses)
+            values.append(float(np.mean(losses)))
+            ctx.callback.on_step("search")
+        ctx.callback.on_epoch({
+            "stage": "search", "epoch": epoch + 1, "loss": float(np.mean(values)),
+            "convergence": searcher.convergence, **describe(searcher.most_likely),
+        })
+
+
+def describe_split(ctx: SearchContext, supernet: Supernet) -> Describe:
+    """Progress fields of a (blocks + split) answer: its architecture string and predicted latency."""
+    n_layers = len(supernet.layers)
+
+    def describe(sample: np.ndarray) -> dict[str, Any]:
+        blocks, split = decode(sample, n_layers)
+        latency = float(ctx.latency.split(blocks[None], np.array([split]))["total_ms"][0])
+        return {"arch": supernet.architecture(blocks, split).encode(), "latency_ms": latency}
+
+    return describe
+
+
+def describe_whole(ctx: SearchContext, supernet: Supernet) -> Describe:
+    def describe(sample: np.ndarray) -> dict[str, Any]:
+        return {"arch": supernet.architecture(sample).encode(), "latency_ms": float(ctx.latency.whole(sample)[0])}
+
+    return describe
+
+
+def choose_split(ctx: SearchContext, supernet: Supernet, blocks: np.ndarray) -> tuple[int, dict[int, float]]:
+    """The split point minimizing J for fixed ``blocks``, l_SC on ``split_eval_batches`` validation batches.
+
+    Exact branch and bound: splits are tried by increasing latency penalty, and once a penalty alone
+    reaches the best J found (l_SC >= 0) no later split can win, so their l_SC is not computed.
+    """
+    config, n_layers = ctx.config, len(supernet.layers)
+    splits = np.arange(n_layers + 1)
+    latency = ctx.latency.split(np.repeat(blocks[None], len(splits), axis=0), splits)["total_ms"]
+    penalty = config.eps_lat * np.maximum(0.0, latency - config.t_th)
+    batches = []
+    for batch in ctx.batches("val"):
+        batches.append(batch)
+        if len(batches) == config.split_eval_batches:
+            break
+    ctx.callback.on_stage("split", 1, len(splits))
+    supernet.train()
+    scores: dict[int, float] = {}
+    best, best_split = np.inf, int(np.argmin(penalty))
+    for k in np.argsort(penalty, kind="stable"):
+        if penalty[k] >= best:
+            break
+        loss = np.mean([sc_loss(ctx, supernet, x, y, blocks, int(k), config.dropout_set) for x, y in batches])
+        scores[int(k)] = float(config.eps_loss * loss + penalty[k])
+        if scores[int(k)] < best:
+            best, best_split = scores[int(k)], int(k)
+        ctx.callback.on_step("split")
+    ctx.callback.on_epoch({
+        "stage": "split", "epoch": 1, "loss": best, "arch": supernet.architecture(blocks, best_split).encode(),
+        "latency_ms": float(latency[best_split]), "splits_scored": len(scores),
+    })
+    return best_split, scores
+
+
+@torch.no_grad()
+def accuracy(ctx: SearchContext, network: SplitNetwork, drop: float) -> float:
+    """Test accuracy with packet loss ``drop`` at the split."""
+    network.eval()
+    correct = total = 0
+    for x, y in ctx.data.batches("test", ctx.config.batch_size, device=ctx.device):
+        logits = network(x, drop, generator=ctx.loss_generator, scale=ctx.config.scale_dropout)
+        correct += int((logits.argmax(dim=1) == y).sum())
+        total += len(y)
+    return correct / max(total, 1)
+
+
+def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> tuple[float, float]:
+    """Stage 3: train ``arch`` from scratch with dropout ``drop`` at its split point.
+
+    Returns test accuracy at the link's loss rate and without loss.
+    """
+    config = ctx.config
+    torch.manual_seed(config.seed)
+    network = SplitNetwork(arch, ctx.data.num_classes).to(ctx.device)
+    steps = ctx.steps("train")
+    ctx.callback.on_stage("retrain", config.retrain_epochs, steps)
+    optimizer, scheduler = make_optimizer(network.parameters(), config.retrain_optimizer,
+                                          config.retrain_epochs * steps)
+    for epoch in range(config.retrain_epochs):
+        network.train()
+        losses = []
+        for x, y in ctx.batches("train"):
+            loss = F.cross_entropy(network(x, drop, generator=ctx.loss_generator, scale=config.scale_dropout), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(loss.item())
+            ctx.callback.on_step("retrain")
+        ctx.callback.on_epoch({"stage": "retrain", "epoch": epoch + 1, "loss": float(np.mean(losses)),
+                               "arch": arch.encode()})
+    return accuracy(ctx, network, config.loss), accuracy(ctx, network, 0.0)

@@ -1,0 +1,178 @@
+"""The predictor contract (scikit-learn style), the registry of kinds, and model-level prediction.
+
+A predictor is fitted on one device's ``TrainingData``: per-op latencies (blocks of the space, fixed
+layers, sampled configurations) and, when measured, whole architectures and heads. It predicts the
+latency of any op it can (``predict_ops``) and of architectures by summation, times ``scale_``, the
+model-level correction learned from measured architectures (DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from predictor.data import ModelSample, TrainingData
+from predictor.errors import NotFittedError, PredictorError
+from predictor.latency import front_fraction
+from spaces import Architecture, Op
+
+CORRECTIONS = ("median-ratio", "none")
+
+
+class LatencyPredictor(BaseEstimator):
+    """Base class: ``__init__`` stores hyperparameters, ``fit`` sets trailing-underscore attributes."""
+
+    kind: ClassVar[str] = ""
+
+    # -- to implement -------------------------------------------------------------------------------
+    def _fit_ops(self, data: TrainingData) -> None:
+        raise NotImplementedError
+
+    def _predict_ops(self, ops: Sequence[Op]) -> np.ndarray:
+        raise NotImplementedError
+
+    def can_predict(self, ops: Sequence[Op]) -> np.ndarray:
+        """Which ops this predictor can answer (all, except for the lookup table's unmeasured ones)."""
+        return np.ones(len(ops), dtype=bool)
+
+    def fit_summary(self) -> dict[str, Any]:
+        """What the fit found, for people (Pi and R^2 of the FLOPs fit, ...)."""
+        return {}
+
+    # -- the contract ---------------------------------------------------------------------------------
+    def fit(self, data: TrainingData) -> LatencyPredictor:
+        """Fit on the op samples of ``data``, then the model-level correction on its models."""
+        if not data.ops:
+            raise PredictorError(
+                f"no op measurements for device {data.device!r} in space {data.space!r}: "
+                f"run `profiler run --device {data.device} --space {data.space}` (or import a table) first"
+            )
+        if getattr(self, "correction", "none") not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        self.device_, self.space_ = data.device, data.space
+        self.scale_ = 1.0
+        self._fit_ops(data)
+        self.n_ops_, self.n_models_ = len(data.ops), len(data.models)
+        self.scale_ = self._fit_correction(data.models)
+        return self
+
+    def check_fitted(self) -> None:
+        if not hasattr(self, "scale_"):
+            raise NotFittedError(f"this {self.kind} predictor is not fitted: call fit(data) or load a stored one")
+
+    def predict_ops(self, ops: Sequence[Op]) -> np.ndarray:
+        """Latency in ms of each op as timed alone (no model-level correction)."""
+        self.check_fitted()
+        ops = list(ops)
+        return np.asarray(self._predict_ops(ops), dtype=float) if ops else np.zeros(0)
+
+    def predict_op(self, op: Op) -> float:
+        return float(self.predict_ops([op])[0])
+
+    def predict_models(self, archs: Sequence[Architecture], *, corrected: bool = True) -> np.ndarray:
+        """Latency in ms of whole architectures, or of their heads when they carry a split point."""
+        self.check_fitted()
+        raw = summed_predictions(self, archs)
+        return raw * self.scale_ if corrected else raw
+
+    def _fit_correction(self, models: Sequence[ModelSample]) -> float:
+        if self.correction == "none" or not models:
+            return 1.0
+        archs = [m.arch for m in models]
+        if not all(self.can_predict([op for op, _ in model_terms(a)]).all() for a in archs):
+            return 1.0
+        return median_ratio(np.array([m.latency_ms for m in models]), summed_predictions(self, archs))
+
+    # -- persistence --------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """The fitted attributes as JSON-ready values."""
+        self.check_fitted()
+        return {name: _to_json(value) for name, value in vars(self).items() if name.endswith("_")}
+
+    def set_state(self, state: dict[str, Any]) -> LatencyPredictor:
+        for name, value in state.items():
+            setattr(self, name, _from_json(value))
+        return self
+
+
+def median_ratio(measured: np.ndarray, predicted: np.ndarray) -> float:
+    """The model-level correction: median of measured / predicted over models with a positive prediction."""
+    ok = predicted > 0
+    return float(np.median(measured[ok] / predicted[ok])) if ok.any() else 1.0
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict) and "__ndarray__" in value:
+        return np.array(value["__ndarray__"], dtype=value["dtype"])
+    return value
+
+
+# -- architectures as weighted sums of ops ----------------------------------------------------------
+
+
+def model_terms(arch: Architecture) -> list[tuple[Op, float]]:
+    """The ops an architecture (or its head up to its split point) runs, each with its share.
+
+    A head ending in a bottleneck block runs only the block's front (DESIGN.md section 2.2).
+    """
+    space = arch.space
+    if not arch.splits:
+        return [(op, 1.0) for op in arch.ops]
+    k = arch.splits[0]
+    terms = [(f.op, 1.0) for f in space.prefix]
+    layer_ops = arch.layer_ops[:k]
+    terms += [(op, 1.0) for op in layer_ops[:-1]]
+    if layer_ops:
+        terms.append((layer_ops[-1], front_fraction(layer_ops[-1])))
+    return terms
+
+
+def summed_predictions(predictor: LatencyPredictor, archs: Sequence[Architecture]) -> np.ndarray:
+    """Uncorrected model latency: the weighted sum of per-op predictions, each distinct op predicted once."""
+    terms = [model_terms(a) for a in archs]
+    distinct: dict[Op, int] = {}
+    for model in terms:
+        for op, _ in model:
+            distinct.setdefault(op, len(distinct))
+    values = predictor.predict_ops(list(distinct))
+    return np.array([sum(w * values[distinct[op]] for op, w in model) for model in terms], dtype=float)
+
+
+# -- registry -----------------------------------------------------------------------------------------
+
+PREDICTORS: dict[str, type[LatencyPredictor]] = {}
+
+
+def register_predictor(name: str) -> Callable[[type[LatencyPredictor]], type[LatencyPredictor]]:
+    """Class decorator registering a predictor kind under ``name``; refuses duplicate names."""
+
+    def register(cls: type[LatencyPredictor]) -> type[LatencyPredictor]:
+        if name in PREDICTORS:
+            raise ValueError(f"predictor kind {name!r} is already registered ({PREDICTORS[name].__name__})")
+        cls.kind = name
+        PREDICTORS[name] = cls
+        return cls
+
+    return register
+
+
+def list_predictors() -> list[str]:
+    return list(PREDICTORS)
+
+
+def create_predictor(kind: str, **params: Any) -> LatencyPredictor:
+    """A new, unfitted predictor of ``kind``."""
+    if kind not in PREDICTORS:
+        raise PredictorError(f"unknown predictor kind {kind!r}; allowed: {', '.join(PREDICTORS)}")
+    return PREDICTORS[kind](**params)

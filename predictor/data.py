@@ -1,0 +1,177 @@
+"""A device's training data, read from the database: op-level and model-level latency samples."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import Measurement
+from spaces import Architecture, Op, SpaceError, get_space
+
+OP_TARGETS = ("block", "fixed", "config")
+
+
+@dataclass(frozen=True)
+class OpSample:
+    """One measured op: a (layer, block) of the space, a fixed layer, or a sampled configuration."""
+
+    op: Op
+    latency_ms: float
+    target: str
+    key: str
+    layer: int | None = None
+    block: str | None = None
+    iqr_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSample:
+    """One measured whole architecture, or its head when ``arch`` has a split point (``@k``)."""
+
+    arch: Architecture
+    latency_ms: float
+    key: str
+    iqr_ms: float | None = None
+
+    @property
+    def is_head(self) -> bool:
+        return bool(self.arch.splits)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Everything a predictor is fitted on for one device and space."""
+
+    device: str
+    space: str
+    ops: tuple[OpSample, ...] = ()
+    models: tuple[ModelSample, ...] = ()
+    skipped: tuple[str, ...] = field(default=(), compare=False)
+
+    def of_target(self, *targets: str) -> tuple[OpSample, ...]:
+        return tuple(s for s in self.ops if s.target in targets)
+
+    @property
+    def blocks(self) -> tuple[OpSample, ...]:
+        return self.of_target("block")
+
+    @property
+    def configs(self) -> tuple[OpSample, ...]:
+        return self.of_target("config")
+
+    def with_samples(
+        self, *, ops: Iterable[OpSample] | None = None, models: Iterable[ModelSample] | None = None
+    ) -> TrainingData:
+        """A copy holding other samples (the training part of a hold-out split)."""
+        return replace(
+            self,
+            ops=self.ops if ops is None else tuple(ops),
+            models=self.models if models is None else tuple(models),
+        )
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of what was measured and its values: equal data, equal fingerprint."""
+        lines = sorted(f"{s.target}|{s.key}|{s.latency_ms:.9g}" for s in self.ops)
+        lines += sorted(f"model|{m.key}|{m.latency_ms:.9g}" for m in self.models)
+        digest = hashlib.sha256("\n".join([self.device, self.space, *lines]).encode())
+        return digest.hexdigest()[:16]
+
+    def describe(self) -> dict[str, int]:
+        counts = {target: len(self.of_target(target)) for target in OP_TARGETS}
+        counts["model"] = sum(not m.is_head for m in self.models)
+        counts["head"] = sum(m.is_head for m in self.models)
+        return counts
+
+
+# -- rebuilding ops from stored rows ----------------------------------------------------------------
+
+_KEY_FIELD = re.compile(r"^(h|cin|cout|k|s|g)(\d+)$|^(e)(\d+(?:/\d+)?)$")
+_KEY_NAMES = {"h": "h", "cin": "cin", "cout": "cout", "k": "kernel", "s": "stride", "e": "expansion", "g": "groups"}
+
+
+def op_from_key(key: str) -> Op:
+    """The op whose ``spaces.Op.key`` is ``key`` (e.g. ``conv_h32_cin16_cout24_k3_s1_e6_g1_nores``)."""
+    kind, *parts = key.split("_")
+    values: dict[str, Any] = {}
+    for part in parts:
+        if part in ("res", "nores"):
+            values["residual"] = part == "res"
+        elif part in ("relu", "relu6"):
+            values["act"] = part
+        elif match := _KEY_FIELD.match(part):
+            short, value = (match[1], match[2]) if match[1] else (match[3], match[4])
+            name = _KEY_NAMES[short]
+            values[name] = Fraction(value) if name == "expansion" else int(value)
+        else:
+            raise ValueError(f"cannot read op key {key!r}: unexpected part {part!r}")
+    try:
+        op = Op(kind, **values)
+    except TypeError as exc:
+        raise ValueError(f"cannot read op key {key!r}: {exc}") from None
+    if op.key != key:
+        raise ValueError(f"op key {key!r} is not canonical (it reads back as {op.key!r})")
+    return op
+
+
+def op_from_config(config: dict[str, Any]) -> Op:
+    """An op from a dict of ``spaces.Op`` fields (expansion as a number or a fraction string)."""
+    fields = {name: config[name] for name in Op.__dataclass_fields__ if name in config}
+    if "expansion" in fields:
+        fields["expansion"] = Fraction(str(fields["expansion"])).limit_denominator(64)
+    return Op(**fields)
+
+
+def op_of_row(row: Measurement) -> Op:
+    """The op a block, fixed or config measurement timed."""
+    if row.target == "block":
+        return get_space(row.space).op(row.layer, row.block)
+    if row.target == "fixed":
+        return get_space(row.space).fixed(row.key.rsplit("/", 1)[-1]).op
+    if row.op_key:
+        return op_from_key(row.op_key)
+    if "kind" in (row.config or {}):
+        return op_from_config(row.config)
+    return op_from_key(row.key)
+
+
+def model_of_row(row: Measurement, space: str) -> Architecture:
+    return Architecture.parse(row.key.split("/", 1)[-1], space)
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+
+def load_training_data(session: Session, *, device: str, space: str) -> TrainingData:
+    """The newest measurement of every block, fixed layer and model of ``space`` on ``device``.
+
+    Sampled configurations are shapes, not positions in a space: every config measured on the device
+    is used, whatever space its run profiled, and so are the blocks and fixed layers measured for
+    other spaces (as configurations: HW-NAS-Bench's ImageNet table extends its CIFAR one). Rows that
+    cannot be read (an op key of an older format, an architecture of a changed space) are skipped and
+    named in ``skipped``.
+    """
+    get_space(space)  # an unknown space fails here with the list of known ones
+    ops: list[OpSample] = []
+    models: list[ModelSample] = []
+    skipped: list[str] = []
+    for row in queries.latest_measurements(session, device=device).values():
+        own = row.space == space
+        try:
+            if row.target == "model" and own:
+                models.append(ModelSample(model_of_row(row, space), row.latency_ms, row.key, row.iqr_ms))
+            elif row.target in OP_TARGETS:
+                target = row.target if own else "config"
+                ops.append(OpSample(op_of_row(row), row.latency_ms, target, row.key, row.layer if own else None,
+                                    row.block if own else None, row.iqr_ms))
+        except (SpaceError, ValueError) as exc:
+            skipped.append(f"{row.key}: {exc}")
+    return TrainingData(device, space, tuple(ops), tuple(models), tuple(skipped))

@@ -1,0 +1,196 @@
+"""What the service, the NAS engine and the CLI call: fit, load, and build a device's lookup table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from db.models import FittedPredictor
+from predictor.base import LatencyPredictor, create_predictor, list_predictors
+from predictor.data import TrainingData, load_training_data
+from predictor.errors import PredictorNotFoundError, UnmeasuredOpError
+from predictor.evaluate import evaluate_kind
+from predictor.latency import DeviceLUT
+from predictor.lookup import LookupPredictor
+from predictor.store import latest_fitted, load_artifact, load_fitted, save_fitted
+from spaces import get_space
+
+
+@dataclass
+class FitReport:
+    """One fitted and stored predictor: its version, metrics (``fit``, ``scale``, ``protocols``), meta."""
+
+    device: str
+    space: str
+    kind: str
+    version: int
+    metrics: dict[str, Any]
+    meta: dict[str, Any]
+    predictor: LatencyPredictor = field(repr=False)
+
+    @property
+    def pi_gflops(self) -> float | None:
+        return self.metrics.get("fit", {}).get("pi_gflops")
+
+    @property
+    def r2(self) -> float | None:
+        return self.metrics.get("fit", {}).get("r2")
+
+
+def expand_kinds(kinds: Sequence[str]) -> list[str]:
+    """``all`` means every registered kind; unknown kinds fail with the allowed ones."""
+    chosen: list[str] = []
+    for kind in kinds:
+        for name in list_predictors() if kind == "all" else [kind]:
+            if name not in list_predictors():
+                allowed = ", ".join(["all", *list_predictors()])
+                raise PredictorNotFoundError(f"unknown predictor kind {name!r}; allowed: {allowed}")
+            if name not in chosen:
+                chosen.append(name)
+    return chosen
+
+
+def training_data(session: Session, *, device: str, space: str) -> TrainingData:
+    """The device's training data, or PredictorNotFoundError telling how to measure it."""
+    data = load_training_data(session, device=device, space=space)
+    if not data.of_target("block", "fixed"):
+        raise PredictorNotFoundError(
+            f"no measurements of device {device!r} in space {space!r}: run `profiler run --device {device} "
+            f"--space {space}` on it (or `profiler import-hwnasbench PATH` for the public devices)"
+        )
+    return data
+
+
+def fit_predictors(
+    session: Session, *, device: str, space: str, kinds: Sequence[str], evaluate: bool = True,
+    params: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+) -> list[FitReport]:
+    """Fit each kind on the device's measurements, evaluate it on held-out data, store it; one report each.
+
+    ``params`` maps a kind to hyperparameters (defaults otherwise).
+    """
+    data = training_data(session, device=device, space=space)
+    reports = []
+    for kind in expand_kinds(kinds):
+        hyper = (params or {}).get(kind, {})
+        predictor = create_predictor(kind, **hyper).fit(data)
+        metrics: dict[str, Any] = {"fit": predictor.fit_summary(), "scale": predictor.scale_}
+        if evaluate:
+            scores = evaluate_kind(kind, data, seed=seed, params=hyper)
+            metrics["protocols"] = {name: s.to_dict() for name, s in scores.items()}
+        row = save_fitted(session, predictor=predictor, data=data, metrics=metrics)
+        reports.append(FitReport(device, space, kind, row.version, row.metrics, row.meta, predictor))
+    return reports
+
+
+def load_predictor(session: Session, *, device: str, space: str, kind: str) -> LatencyPredictor:
+    """The newest stored predictor of ``kind`` for the device and space."""
+    return load_fitted(session, device=device, space=space, kind=kind)[0]
+
+
+# -- choosing a kind --------------------------------------------------------------------------------
+
+
+def _mape(row: FittedPredictor, protocol: str) -> float:
+    scores = row.metrics.get("protocols", {}).get(protocol) or {}
+    if not scores.get("n") or scores.get("mape") is None or scores.get("coverage", 0) < 1:
+        return math.inf
+    return float(scores["mape"])
+
+
+def choose_kinds(rows: Sequence[FittedPredictor]) -> tuple[FittedPredictor, FittedPredictor | None]:
+    """(primary, fallback) among stored predictors.
+
+    The primary is the kind with the lowest held-out model-level MAPE; without measured architectures,
+    the lookup table (exact where measured). The fallback answers what the primary cannot: the
+    non-lookup kind with the lowest held-out per-entry MAPE.
+    """
+    by_kind = {row.kind: row for row in rows}
+    primary = min(rows, key=lambda r: (_mape(r, "model"), r.kind != "lookup", _mape(r, "entry")))
+    if math.isinf(_mape(primary, "model")) and "lookup" in by_kind:
+        primary = by_kind["lookup"]
+    others = [r for r in rows if r.kind != "lookup" and r is not primary]
+    fallback = min(others, key=lambda r: (_mape(r, "entry"), _mape(r, "layer"))) if others else None
+    return primary, fallback
+
+
+# -- lookup tables ----------------------------------------------------------------------------------
+
+
+def lut_from_predictors(
+    primary: LatencyPredictor, fallback: LatencyPredictor | None = None, *, meta: dict[str, Any] | None = None
+) -> DeviceLUT:
+    """The whole layer x block table and fixed layers from ``primary``, ``fallback`` where it cannot answer."""
+    space = get_space(primary.space_)
+    blocks = tuple(b.name for b in space.blocks)
+    entries = [(layer.index, blocks.index(b.name), layer.op(b)) for layer in space.layers for b in layer.blocks]
+    ops = [op for _, _, op in entries] + [f.op for f in space.fixed_layers]
+    answerable = primary.can_predict(ops)
+    if not answerable.all() and fallback is None:
+        missing = [f"L{layer}/{blocks[b]}" for (layer, b, _), ok in zip(entries, answerable, strict=False) if not ok]
+        missing += [f.name for f, ok in zip(space.fixed_layers, answerable[len(entries):], strict=True) if not ok]
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise UnmeasuredOpError(
+            f"{len(missing)} entries of {space.name!r} were never measured on device {primary.device_!r} "
+            f"({shown}): ask for kind 'auto' (falls back to a fitted gbdt or flops-linear) or measure them"
+        )
+    values = np.empty(len(ops))
+    values[answerable] = primary.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if ok])
+    if not answerable.all():
+        values[~answerable] = fallback.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if not ok])
+    table = np.full((len(space.layers), len(blocks)), np.nan)
+    measured = np.zeros(table.shape, dtype=bool)
+    iqr = np.full(table.shape, np.nan)
+    is_lookup = isinstance(primary, LookupPredictor)
+    for (layer, b, op), value, ok in zip(entries, values, answerable, strict=False):
+        table[layer, b] = value
+        measured[layer, b] = is_lookup and ok
+        if measured[layer, b]:
+            iqr[layer, b] = primary.iqr_ms(op)
+    fixed = {f.name: float(v) for f, v in zip(space.fixed_layers, values[len(entries):], strict=True)}
+    name = primary.kind if answerable.all() else f"{primary.kind}+{fallback.kind}"
+    return DeviceLUT(
+        device=primary.device_, space=space.name, blocks=blocks, table=table, fixed=fixed, measured=measured,
+        iqr=iqr, predictor=name, scale=primary.scale_, meta=meta or {},
+    )
+
+
+def load_lut(
+    session: Session, *, device: str, space: str, kind: str = "auto", fit_if_missing: bool = False
+) -> DeviceLUT:
+    """The device's latency table for ``space`` from stored predictors.
+
+    ``auto`` takes the best-validated kind (see ``choose_kinds``), with a fallback kind for the entries
+    it cannot answer (the lookup table's unmeasured ones). Without any fitted predictor it raises
+    PredictorNotFoundError, or, with ``fit_if_missing``, fits every kind from the measurements first.
+    """
+    if kind != "auto":
+        predictor, row = load_fitted(session, device=device, space=space, kind=kind)
+        return lut_from_predictors(predictor, meta=_lut_meta([row]))
+    rows = latest_fitted(session, device=device, space=space)
+    if not rows and fit_if_missing:
+        fit_predictors(session, device=device, space=space, kinds=["all"])
+        rows = latest_fitted(session, device=device, space=space)
+    if not rows:
+        load_fitted(session, device=device, space=space, kind="auto")  # raises, naming what to run
+    primary, fallback = choose_kinds(rows)
+    lut = lut_from_predictors(
+        load_artifact(primary.artifact), load_artifact(fallback.artifact) if fallback is not None else None
+    )
+    lut.meta = _lut_meta([primary, fallback] if "+" in lut.predictor else [primary])
+    return lut
+
+
+def _lut_meta(rows: Sequence[FittedPredictor]) -> dict[str, Any]:
+    return {
+        "predictors": [
+            {"kind": r.kind, "version": r.version, "fitted_at": r.meta.get("fitted_at"),
+             "data_fingerprint": r.meta.get("data_fingerprint")}
+            for r in rows
+        ]
+    }

@@ -1,0 +1,246 @@
+"""Running a profiling plan on this device: timing, environment, storage and upload, progress bar."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from db import queries, session_scope
+from db.models import utcnow
+from db.records import MeasurementBatch, MeasurementRecord, RunRecord
+from profiler import environment
+from profiler.environment import ThermalProbe
+from profiler.plan import Entry, build_plan, drop_measured, group_by_timing
+from profiler.timing import Timing, TimingSettings, measure
+from profiler.traces import record_trace, trace_name
+from profiler.upload import Spool, Uploader, UploadReport
+from profiler.workloads import Workload, model_workload, op_workload
+from spaces import get_space
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """Everything ``profiler run`` was asked to do."""
+
+    device: str
+    space: str = "fbnet-cifar100"
+    device_kind: str | None = None  # default: gpu for a CUDA device, else cpu
+    layers: tuple[int, ...] | None = None
+    models: int = 0
+    sample_configs: int = 0
+    seed: int = 0
+    resume: bool = False
+    max_entries: int | None = None
+    batch_size: int = 32
+    trace_dir: Path | None = None
+    cool_below: float | None = None
+    cool_timeout: float = 600.0
+    timing: TimingSettings = field(default_factory=TimingSettings)
+
+    def run_settings(self) -> dict[str, Any]:
+        """What is stored with the run (JSON-able)."""
+        values = asdict(self)
+        values["trace_dir"] = str(self.trace_dir) if self.trace_dir else None
+        return values
+
+
+@dataclass
+class RunSummary:
+    """What a run did, printed by ``profiler run --json``."""
+
+    run_uid: str | None
+    device: str
+    space: str
+    environment_key: str
+    planned: int
+    already_measured: int
+    measured: int = 0
+    timed: int = 0
+    noisy: list[str] = field(default_factory=list)
+    relative_iqr_median: float | None = None
+    share_within_threshold: float | None = None
+    wall_s: float = 0.0
+    status: str = "completed"
+    traces: int = 0
+    upload: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class BatchWriter:
+    """Stores batches in the local database and, with an uploader, sends them through the spool."""
+
+    def __init__(
+        self, db_url: str | None, *, uploader: Uploader | None = None, spool: Spool | None = None,
+        upload_retries: int = 1,
+    ) -> None:
+        if uploader is not None and spool is None:
+            raise ValueError("uploading needs a spool directory")
+        self.db_url = db_url
+        self.uploader = uploader
+        self.spool = spool
+        self.upload_retries = upload_retries
+        self.report = UploadReport() if uploader is not None else None
+
+    def start(self, run: RunRecord) -> None:
+        with session_scope(self.db_url) as session:
+            queries.upsert_run(session, run=run)
+
+    def write(self, run: RunRecord, records: Sequence[MeasurementRecord]) -> None:
+        batch = MeasurementBatch(run=run, measurements=list(records))
+        with session_scope(self.db_url) as session:
+            queries.ingest_batch(session, batch=batch)
+        if self.uploader is not None and self.spool is not None and self.report is not None:
+            self.spool.put(batch)
+            # A short retry during the run: an unreachable server must not stall measuring.
+            self.report.add(self.uploader.flush(self.spool, retries=self.upload_retries))
+
+    def finish(self) -> UploadReport | None:
+        """A last flush with the uploader's full retries; the report of every upload of the run."""
+        if self.uploader is not None and self.spool is not None and self.report is not None:
+            self.report.add(self.uploader.flush(self.spool))
+        return self.report
+
+
+def new_run(options: ProfileOptions, env: dict[str, Any]) -> RunRecord:
+    kind = options.device_kind or ("gpu" if options.timing.device.startswith("cuda") else "cpu")
+    return RunRecord(
+        uid=uuid.uuid4().hex, device=options.device, device_kind=kind,
+        device_facts=environment.device_facts(env), host=env["host"], environment=env,
+        environment_key=environment.environment_key(env), settings=options.run_settings(), status="running",
+        started_at=utcnow(),
+    )
+
+
+def workload_for(entry: Entry, settings: TimingSettings) -> Workload:
+    if entry.op is not None:
+        return op_workload(entry.op, copies=settings.copies, device=settings.device)
+    assert entry.arch is not None
+    return model_workload(entry.arch, device=settings.device)
+
+
+def measure_entry(
+    entry: Entry, settings: TimingSettings, probe: ThermalProbe, *, trace_dir: Path | None = None,
+    cool_below: float | None = None, cool_timeout: float = 600.0,
+) -> tuple[Timing, dict[str, Any]]:
+    """Time one entry; returns the timing and what its rows keep in ``raw`` (thermal state, trace)."""
+    raw: dict[str, Any] = {}
+    if cool_below is not None:
+        raw["cooldown_s"] = probe.wait_below(cool_below, timeout=cool_timeout)
+    before = probe.read()
+    workload = workload_for(entry, settings)
+    timing = measure(workload.run, executions=workload.executions, settings=settings, label=entry.key)
+    after = probe.read()
+    if before or after:
+        raw["thermal_before"], raw["thermal_after"] = before, after
+    if trace_dir is not None:
+        files = record_trace(workload, trace_dir / trace_name(entry.key), device=settings.device)
+        raw["trace"] = [str(f) for f in files]
+    return timing, raw
+
+
+@contextmanager
+def progress_bar(total: int, *, enabled: bool) -> Iterator[tuple[Progress, Any]]:
+    columns = (
+        TextColumn("[bold]{task.description}", table_column=None),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), disable=not enabled) as progress:
+        yield progress, progress.add_task("starting", total=total)
+
+
+def plan_run(options: ProfileOptions, env_key: str, db_url: str | None) -> tuple[list[Entry], int]:
+    """The entries to measure this time, and how many of the plan were already measured."""
+    entries = build_plan(
+        get_space(options.space), layers=options.layers, models=options.models,
+        sample_configs=options.sample_configs, seed=options.seed,
+    )
+    planned = len(entries)
+    if options.resume:
+        with session_scope(db_url) as session:
+            measured = queries.measured_keys(session, device=options.device, environment_key=env_key)
+        entries = drop_measured(entries, measured)
+    skipped = planned - len(entries)
+    if options.max_entries is not None:
+        entries = entries[: options.max_entries]
+    return entries, skipped
+
+
+def profile_device(
+    options: ProfileOptions, writer: BatchWriter, *, probe: ThermalProbe | None = None, progress: bool = True
+) -> RunSummary:
+    """Measure the plan of ``options`` on this machine and store (and upload) it, batch by batch."""
+    probe = probe or ThermalProbe.local()
+    settings = options.timing
+    torch.set_num_threads(settings.threads)
+    env = environment.capture(threads=settings.threads, device=settings.device, probe=probe)
+    run = new_run(options, env)
+    entries, skipped = plan_run(options, run.environment_key, writer.db_url)
+    summary = RunSummary(
+        run_uid=None, device=options.device, space=options.space, environment_key=run.environment_key,
+        planned=len(entries) + skipped, already_measured=skipped,
+    )
+    if not entries:
+        summary.status = "nothing to measure"
+        return summary
+    summary.run_uid = run.uid
+    started = time.perf_counter()
+    writer.start(run)
+    buffer: list[MeasurementRecord] = []
+    relative_iqrs: list[float] = []
+    try:
+        with progress_bar(len(entries), enabled=progress) as (bar, task), torch.inference_mode():
+            for group in group_by_timing(entries):
+                first = group[0]
+                bar.update(task, description=first.label)
+                timing, raw = measure_entry(
+                    first, settings, probe, trace_dir=options.trace_dir, cool_below=options.cool_below,
+                    cool_timeout=options.cool_timeout,
+                )
+                summary.timed += 1
+                summary.traces += bool(raw.get("trace"))
+                relative_iqrs.append(timing.relative_iqr)
+                for entry in group:
+                    reused = {"timed_as": first.key} if entry is not first else {}
+                    buffer.append(entry.record(timing, **raw, **reused))
+                    if timing.noisy:
+                        summary.noisy.append(entry.key)
+                if len(buffer) >= options.batch_size:
+                    writer.write(run, buffer)
+                    summary.measured += len(buffer)
+                    buffer = []
+                bar.advance(task, len(group))
+    except BaseException:
+        writer.write(run.model_copy(update={"status": "failed", "finished_at": utcnow()}), buffer)
+        raise
+    run = run.model_copy(update={"status": "completed", "finished_at": utcnow()})
+    writer.write(run, buffer)
+    summary.measured += len(buffer)
+    report = writer.finish()
+    summary.upload = asdict(report) if report is not None else None
+    summary.wall_s = round(time.perf_counter() - started, 3)
+    summary.relative_iqr_median = statistics.median(relative_iqrs)
+    summary.share_within_threshold = sum(r <= settings.threshold for r in relative_iqrs) / len(relative_iqrs)
+    return summary

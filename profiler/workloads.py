@@ -1,0 +1,57 @@
+"""What runs while an entry is timed: an op as independent copies, or a whole network (or its head).
+
+DESIGN.md section 7: a block timed alone runs with its weights warm in the caches, which it never has
+inside a network, so the sum of such timings under-predicts whole networks by 10-18 %. An op is
+therefore timed as ``copies`` independent instances (own weights each) run one after another on the
+same input, and the time is divided by ``copies``: every instance's weights have been evicted by the
+others by the time it runs again, as they are by the rest of the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spaces import Architecture, Op
+from spaces.modules import build_network, build_op, build_parts
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A callable doing ``executions`` executions of the measured thing, and the modules it runs."""
+
+    run: Callable[[], object]
+    executions: int
+    modules: tuple[nn.Module, ...]
+
+
+def _prepare(module: nn.Module, device: str) -> nn.Module:
+    return module.to(device).eval()
+
+
+def op_workload(op: Op, *, copies: int, device: str = "cpu", seed: int = 0) -> Workload:
+    """``copies`` independent instances of ``op``, each applied to the same batch-1 input."""
+    torch.manual_seed(seed)
+    modules = tuple(_prepare(build_op(op), device) for _ in range(copies))
+    x = torch.randn(1, *op.input_shape, device=device)
+
+    def run() -> None:
+        for module in modules:
+            module(x)
+
+    return Workload(run, copies, modules)
+
+
+def model_workload(arch: Architecture, *, device: str = "cpu", seed: int = 0) -> Workload:
+    """The whole network end to end, or with one split point its head (the first part) alone."""
+    torch.manual_seed(seed)
+    if arch.splits:
+        module = build_parts(arch.with_splits(arch.split))[0]
+    else:
+        module = build_network(arch)
+    module = _prepare(module, device)
+    x = torch.randn(1, 3, arch.space.input_size, arch.space.input_size, device=device)
+    return Workload(lambda: module(x), 1, (module,))

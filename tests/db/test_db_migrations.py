@@ -1,0 +1,94 @@
+"""``alembic upgrade head`` creates the schema that db.models describes, with no drift."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+
+from db.engine import alembic_config
+from db.models import Base
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ALEMBIC = Path(sys.executable).parent / "alembic"
+TABLES = {"devices", "profiling_runs", "measurements", "fitted_predictors", "search_jobs", "api_tokens"}
+
+
+def _alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real ``alembic`` command, run from the repository root as a user would."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SPLITNAS_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [str(ALEMBIC), *args], cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _head() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def _schema(url: str) -> tuple[set[str], str | None, list]:
+    """(tables, alembic revision, differences between the database and Base.metadata)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            return (
+                set(inspect(connection).get_table_names()),
+                context.get_current_revision(),
+                compare_metadata(context, Base.metadata),
+            )
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_head_with_an_explicit_url_creates_the_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'explicit.db'}"
+    result = _alembic("-x", f"url={url}", "upgrade", "head")
+    assert result.returncode == 0, result.stderr
+    tables, revision, diff = _schema(url)
+    assert tables == set(Base.metadata.tables) | {"alembic_version"}
+    assert tables >= TABLES
+    assert revision == _head()
+    assert diff == [], f"models and migrations disagree: {diff}"
+
+    check = _alembic("-x", f"url={url}", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+
+def test_upgrade_head_uses_the_environment_url(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "from-env.db"  # the directory does not exist yet
+    result = _alembic("upgrade", "head", env={"SPLITNAS_DATABASE_URL": f"sqlite:///{path}"})
+    assert result.returncode == 0, result.stderr
+    assert _schema(f"sqlite:///{path}")[0] == TABLES | {"alembic_version"}
+
+
+def test_upgrade_head_on_the_default_database_of_a_new_user(tmp_path: Path) -> None:
+    """No configuration at all: the per-user data directory does not exist yet and is created."""
+    home = tmp_path / "home"
+    home.mkdir()
+    result = _alembic("upgrade", "head", env={"HOME": str(home), "XDG_DATA_HOME": ""})
+    assert result.returncode == 0, result.stderr
+    path = home / ".local" / "share" / "splitnas" / "splitnas.db"
+    assert _schema(f"sqlite:///{path}")[1] == _head()
+
+
+def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")
+    tables, revision, _ = _schema(url)
+    assert revision is None and not tables & TABLES
+    command.upgrade(config, "head")
+    tables, revision, diff = _schema(url)
+    assert (tables >= TABLES, revision, diff) == (True, _head(), [])
+

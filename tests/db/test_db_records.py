@@ -1,0 +1,103 @@
+"""MeasurementRecord / RunRecord / MeasurementBatch: the checks every upload and local write goes through."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from db.records import MeasurementBatch, MeasurementRecord, RunRecord
+
+
+def block(**overrides: Any) -> dict[str, Any]:
+    fields = {
+        "target": "block", "key": "fbnet-cifar100/L7/k5_e6", "space": "fbnet-cifar100", "layer": 7,
+        "block": "k5_e6", "latency_ms": 1.5,
+    }
+    return {**fields, **overrides}
+
+
+def _error(fields: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as info:
+        MeasurementRecord(**fields)
+    return str(info.value)
+
+
+def test_valid_records() -> None:
+    assert MeasurementRecord(**block()).latency_ms == 1.5
+    assert MeasurementRecord(**block(source="imported", latency_ms=0.0)).latency_ms == 0.0
+    assert MeasurementRecord(target="fixed", key="mbconv-imagenet/first", space="mbconv-imagenet", latency_ms=2.0)
+    assert MeasurementRecord(target="config", key="conv_h8_cin64_cout64_k3_s1_e6_g1_res", latency_ms=0.3)
+    text = "k3_e1/2," * 21 + "skip@3"
+    assert MeasurementRecord(
+        target="model", key=f"fbnet-extended-cifar100/{text}", space="fbnet-extended-cifar100", latency_ms=9.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        ({"latency_ms": -0.5}, ["latency_ms", "non-negative", "-0.5"]),
+        ({"latency_ms": 0.0}, ["latency_ms must be positive", "imported"]),
+        ({"latency_ms": math.nan}, ["latency_ms must be a finite number", "nan"]),
+        ({"latency_ms": math.inf}, ["latency_ms must be a finite number", "inf"]),
+        ({"latency_ms": -math.inf}, ["latency_ms must be a finite number"]),
+        ({"latency_ms": -1.0, "source": "imported"}, ["latency_ms", "non-negative"]),
+        ({"iqr_ms": math.nan}, ["iqr_ms must be a finite number"]),
+        ({"min_ms": -1.0}, ["min_ms", "non-negative"]),
+        ({"energy_mj": math.inf}, ["energy_mj must be a finite number"]),
+        ({"repeats": 0}, ["repeats", "greater than or equal to 1"]),
+        ({"flops": -3}, ["flops", "greater than or equal to 0"]),
+        ({"space": "fbnet-cifar10"}, ["unknown search space 'fbnet-cifar10'", "allowed: fbnet-cifar100"]),
+        ({"space": None}, ["space is required for target 'block'"]),
+        ({"layer": 22}, ["layer 22 is not in space 'fbnet-cifar100'", "0..21"]),
+        ({"layer": None}, ["layer and block are required"]),
+        ({"block": "k9_e9"}, ["block 'k9_e9' is not a candidate at layer 7", "allowed: k3_e1"]),
+        ({"block": "k3_e1/2"}, ["block 'k3_e1/2' is not a candidate at layer 7"]),
+        ({"block": "3x3conv"}, ["malformed block name '3x3conv'"]),
+        ({"key": ""}, ["key", "at least 1 character"]),
+        ({"target": "layer"}, ["target", "'block', 'fixed', 'config' or 'model'"]),
+        ({"source": "guessed"}, ["source", "'measured' or 'imported'"]),
+    ],
+    ids=lambda value: str(value)[:40] if isinstance(value, dict) else None,
+)
+def test_invalid_records_are_refused_naming_the_field(overrides: dict[str, Any], fragments: list[str]) -> None:
+    message = _error(block(**overrides))
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_fixed_and_model_records_name_the_bad_part() -> None:
+    message = _error({"target": "fixed", "key": "fbnet-cifar100/first", "space": "fbnet-cifar100", "latency_ms": 1})
+    assert "no fixed layer 'first'; allowed: stem, head, pool, fc" in message
+    bad_arch = "fbnet-cifar100/" + ",".join(["k3_e1"] * 21)
+    message = _error({"target": "model", "key": bad_arch, "space": "fbnet-cifar100", "latency_ms": 1})
+    assert "21 blocks but space 'fbnet-cifar100' has 22 layers" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [({"device": "my laptop!"}, "device"), ({"uid": ""}, "uid"), ({"status": "paused"}, "status")],
+)
+def test_invalid_runs(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RunRecord(**{"uid": "r1", "device": "pi4", **overrides})
+    assert info.value.errors()[0]["loc"] == (field,)
+
+
+def test_batch_survives_json_round_trip() -> None:
+    batch = MeasurementBatch(
+        run=RunRecord(uid="r1", device="raspi4", device_facts={"cores": 4}),
+        measurements=[MeasurementRecord(**block(raw={"times": [1.4, 1.5]}, repeats=120, iqr_ms=0.01))],
+    )
+    assert MeasurementBatch.model_validate_json(batch.model_dump_json()) == batch
+
+
+def test_batch_refuses_one_bad_record_with_its_position() -> None:
+    with pytest.raises(ValidationError) as info:
+        MeasurementBatch.model_validate(
+            {"run": {"uid": "r1", "device": "pi4"}, "measurements": [block(), block(latency_ms=math.nan)]}
+        )
+    assert info.value.errors()[0]["loc"][:3] == ("measurements", 1, "latency_ms")

@@ -1,0 +1,179 @@
+"""Architecture, split, chain and mesh latency (DESIGN.md section 3) against hand computations."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from predictor.latency import (
+    DeviceLUT,
+    Link,
+    architecture_latency,
+    batch_split_latency,
+    chain_latency,
+    front_fraction,
+    mesh_latency,
+    split_latency,
+)
+from spaces import Architecture, InvalidArchitectureError, get_space, sample_architecture
+
+FIXED = {"stem": 0.5, "head": 0.7, "pool": 0.05, "fc": 0.02}
+
+
+def make_lut(space: str, device: str, value: Callable[[int, int], float], *, scale: float = 1.0,
+             fixed: dict[str, float] | None = None) -> DeviceLUT:
+    """A table with ``value(layer, column)`` at every candidate entry, NaN elsewhere."""
+    s = get_space(space)
+    blocks = tuple(b.name for b in s.blocks)
+    table = np.full((len(s.layers), len(blocks)), np.nan)
+    for layer in s.layers:
+        for b in layer.blocks:
+            table[layer.index, blocks.index(b.name)] = value(layer.index, blocks.index(b.name))
+    return DeviceLUT(device, space, blocks, table, dict(fixed or FIXED), scale=scale)
+
+
+def uniform(space: str = "fbnet-cifar100", block: str = "k3_e1") -> Architecture:
+    return Architecture.parse(",".join([block] * len(get_space(space).layers)), space)
+
+
+def test_single_device_latency_is_the_scaled_sum_of_prefix_blocks_and_suffix():
+    lut = make_lut("fbnet-cifar100", "pi", lambda layer, b: 0.1 * (layer + 1) + 0.01 * b, scale=1.2)
+    # k3_e1 is column 0: 0.1 * (1 + ... + 22) = 25.3 ms of blocks, 1.27 ms of fixed layers
+    assert architecture_latency(uniform(), lut) == pytest.approx(1.2 * (25.3 + 1.27))
+
+
+def test_split_latency_matches_head_plus_payload_bits_over_rate_plus_tail():
+    head = make_lut("fbnet-cifar100", "pi", lambda layer, b: 0.1 * (layer + 1))
+    halved = {k: v / 2 for k, v in FIXED.items()}
+    tail = make_lut("fbnet-cifar100", "gpu", lambda layer, b: 0.05 * (layer + 1), fixed=halved)
+    arch = uniform().with_splits(5)
+    result = split_latency(arch, head, tail, Link(bandwidth_mbps=8, bits=32))
+    head_ms = 0.5 + 0.1 * (1 + 2 + 3 + 4 + 5)  # stem + layers 0..4 on the head device
+    payload = 24 * 32 * 32  # layer 4 outputs 24 channels at 32x32
+    comm_ms = 32 * payload / 8e6 * 1e3  # q * n_h / r, 98.304 ms
+    tail_ms = 0.05 * sum(range(6, 23)) + (0.7 + 0.05 + 0.02) / 2
+    assert [s.payload_elements for s in result.segments] == [payload, 0]
+    assert result.segments[0].compute_ms == pytest.approx(head_ms)
+    assert result.segments[0].comm_ms == pytest.approx(98.304)
+    assert result.segments[1].compute_ms == pytest.approx(tail_ms)
+    assert result.total_ms == pytest.approx(head_ms + comm_ms + tail_ms)
+    assert result.segments[0].layers == tuple(range(5)) and result.segments[1].layers == tuple(range(5, 22))
+
+
+def test_split_after_the_stem_sends_the_stem_output_and_quantized_payload_costs_less():
+    lut = make_lut("fbnet-cifar100", "pi", lambda layer, b: 1.0)
+    full = split_latency(uniform().with_splits(0), lut, lut, Link(8, 32))
+    quantized = split_latency(uniform().with_splits(0), lut, lut, Link(8, 8))
+    assert full.segments[0].payload_elements == 16 * 32 * 32
+    assert full.segments[0].compute_ms == pytest.approx(0.5)
+    assert quantized.comm_ms == pytest.approx(full.comm_ms / 4)
+
+
+def test_chain_latency_follows_the_multi_split_formula():
+    """T = sum over devices m of (sum over its layers n of tau[n, m] + eps[d(m), m]), eps of the last = 0."""
+    space = get_space("fbnet-cifar100")
+    luts = [make_lut(space.name, f"d{m}", lambda layer, b, m=m: (m + 1) * 0.01 * (layer + 1 + b),
+                     scale=1 + 0.1 * m) for m in range(3)]
+    links = [Link(25, 32), Link(50, 16)]
+    arch = sample_architecture(space, random.Random(3)).with_splits(4, 12)
+    columns = luts[0].indices(arch)
+    tau = np.array([[lut.scale * lut.table[n, columns[n]] for lut in luts] for n in range(22)])
+    segments = [range(0, 4), range(4, 12), range(12, 22)]
+    expected = luts[0].scale * 0.5 + luts[2].scale * (0.7 + 0.05 + 0.02)
+    for m, layers in enumerate(segments):
+        expected += sum(tau[n, m] for n in layers)
+        if m < 2:
+            last = space.op(layers[-1], arch.blocks[layers[-1]])
+            expected += links[m].bits * np.prod(last.output_shape) / (links[m].bandwidth_mbps * 1e6) * 1e3
+    result = chain_latency(arch, luts, links)
+    assert result.total_ms == pytest.approx(expected)
+    assert [s.device for s in result.segments] == ["d0", "d1", "d2"]
+    assert result.segments[-1].comm_ms == 0.0
+    assert sum(result.per_layer_ms) == pytest.approx(sum(tau[n, m] for m, r in enumerate(segments) for n in r))
+
+
+def test_chain_refuses_a_wrong_number_of_devices_or_links():
+    lut = make_lut("fbnet-cifar100", "pi", lambda layer, b: 1.0)
+    with pytest.raises(ValueError, match="2 split points need 3 devices and 2 links"):
+        chain_latency(uniform().with_splits(3, 9), [lut, lut], [Link(8)])
+    with pytest.raises(InvalidArchitectureError, match="exactly one split point"):
+        split_latency(uniform().with_splits(3, 9), lut, lut, Link(8))
+
+
+def test_mesh_latency_is_chain_plus_the_slowest_branch_after_the_root():
+    lut = make_lut("fbnet-cifar100", "pi", lambda layer, b: 0.1)
+    chain = chain_latency(uniform().with_splits(11), [lut, lut], [Link(25)])
+    branches = [(3.0, 1.0), (2.0, 4.5), (1.0, 0.5)]
+    # T = T_C + max over branches (compute_r + eps_r + compute_m + eps_m) = T_C + (2 + 1 + 2 + 4.5)
+    assert mesh_latency(chain, 2.0, 1.0, branches) == pytest.approx(chain.total_ms + 9.5)
+    with pytest.raises(ValueError, match="at least one parallel branch"):
+        mesh_latency(chain, 2.0, 1.0, [])
+
+
+def test_front_fraction_of_a_bottleneck_block_by_hand():
+    op = get_space("fbnet-extended-cifar100").op(6, "k3_e1/4")  # 16x16, 32 -> 32 channels, mid 8
+    expand = 32 * 8 * 256 + 5 * 8 * 256
+    depthwise = 8 * 9 * 256 + 5 * 8 * 256
+    project = 8 * 32 * 256 + 5 * 32 * 256
+    assert op.flops == expand + depthwise + project == 210944
+    assert front_fraction(op) == pytest.approx((expand + depthwise) / 210944)
+    assert front_fraction(get_space("fbnet-extended-cifar100").op(6, "k3_e6")) == 1.0
+
+
+def test_split_after_a_bottleneck_block_falls_inside_it():
+    space = "fbnet-extended-cifar100"
+    head = make_lut(space, "pi", lambda layer, b: 1.0 + layer)
+    tail = make_lut(space, "gpu", lambda layer, b: 0.1 * (1.0 + layer))
+    blocks = ["k3_e3"] * 22
+    blocks[6] = "k3_e1/4"
+    arch = Architecture.parse(",".join(blocks), space).with_splits(7)
+    f = front_fraction(arch.layer_ops[6])
+    result = split_latency(arch, head, tail, Link(8))
+    assert result.segments[0].payload_elements == 8 * 16 * 16  # the narrow mid tensor, not 32 x 16 x 16
+    assert result.segments[0].compute_ms == pytest.approx(0.5 + sum(1.0 + n for n in range(6)) + f * 7.0)
+    tail_ms = (1 - f) * 0.7 + sum(0.1 * (1.0 + n) for n in range(7, 22)) + 0.77
+    assert result.segments[1].compute_ms == pytest.approx(tail_ms)
+    assert result.per_layer_ms[6] == pytest.approx(f * 7.0 + (1 - f) * 0.7)
+
+
+@pytest.mark.parametrize("space", ["fbnet-cifar100", "fbnet-extended-cifar100"])
+def test_batch_split_latency_equals_the_loop(space):
+    rng = random.Random(0)
+    head = make_lut(space, "pi", lambda layer, b: 0.3 + 0.07 * layer + 0.05 * b, scale=1.1)
+    tail = make_lut(space, "gpu", lambda layer, b: 0.02 + 0.01 * layer * b, scale=0.9)
+    link = Link(8, 16)
+    archs = [sample_architecture(space, rng, splits=1) for _ in range(300)]
+    indices = np.stack([head.indices(a) for a in archs])
+    batch = batch_split_latency(indices, np.array([a.split for a in archs]), head, tail, link)
+    loop = [split_latency(a, head, tail, link) for a in archs]
+    assert batch["total_ms"] == pytest.approx([r.total_ms for r in loop])
+    assert batch["head_ms"] == pytest.approx([r.segments[0].compute_ms for r in loop])
+    assert batch["comm_ms"] == pytest.approx([r.segments[0].comm_ms for r in loop])
+    assert batch["tail_ms"] == pytest.approx([r.segments[1].compute_ms for r in loop])
+    assert batch["payload_elements"].tolist() == [r.segments[0].payload_elements for r in loop]
+
+
+def test_lut_json_round_trip_keeps_nan_entries_and_flags():
+    lut = make_lut("fbnet-extended-cifar100", "pi", lambda layer, b: 0.1 * b, scale=1.05)
+    lut.measured[3, 2] = True
+    lut.iqr[3, 2] = 0.004
+    back = DeviceLUT.from_dict(lut.to_dict())
+    assert np.array_equal(np.isnan(back.table), np.isnan(lut.table))
+    assert np.nanmax(np.abs(back.table - lut.table)) == 0
+    assert back.measured[3, 2] and back.measured.sum() == 1 and back.iqr[3, 2] == 0.004
+    assert (back.scale, back.blocks, back.fixed) == (1.05, lut.blocks, lut.fixed)
+
+
+def test_link_and_table_errors_name_the_bad_value():
+    with pytest.raises(ValueError, match="bandwidth_mbps must be a positive"):
+        Link(0)
+    with pytest.raises(ValueError, match="bits must be 8, 16 or 32"):
+        Link(8, 12)
+    lut = make_lut("fbnet-cifar100", "pi", lambda layer, b: 1.0)
+    with pytest.raises(InvalidArchitectureError, match="not in the 'pi' table"):
+        lut.column("k7_e6")
+    with pytest.raises(ValueError, match="lacks fixed layers"):
+        DeviceLUT("pi", "fbnet-cifar100", lut.blocks, lut.table, {"stem": 1.0})
