@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -43,19 +44,54 @@ class UnknownDeviceError(LookupError):
         super().__init__(f"unknown device {device!r}; known devices: {listed}")
 
 
+def answered_by(predictor: str, measured: bool) -> str:
+    """The kind that answered an entry of a table built by ``primary+fallback`` (or by one kind)."""
+    primary, _, fallback = predictor.partition("+")
+    return primary if measured or not fallback else fallback
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One entry as ``GET /latency`` serves it: the JSON body, and the labels it is counted under."""
+
+    body: bytes
+    predictor: str
+    source: str  # measured, predicted
+
+
+def answers(lut: DeviceLUT) -> dict[tuple[int, str], Answer]:
+    """Every (layer, block) entry of ``lut`` that has a value, encoded once."""
+    table = {}
+    for layer, row in enumerate(lut.table.tolist()):
+        for column, value in enumerate(row):
+            if value != value:  # NaN: not a candidate there, or a lookup table without it
+                continue
+            block, measured = lut.blocks[column], bool(lut.measured[layer, column])
+            iqr = float(lut.iqr[layer, column]) if measured else math.nan
+            predictor = answered_by(lut.predictor, measured)
+            body = {
+                "device": lut.device, "space": lut.space, "layer": layer, "block": block, "latency_ms": value,
+                "predictor": predictor, "measured": measured, "iqr_ms": None if math.isnan(iqr) else iqr,
+            }
+            table[layer, block] = Answer(json.dumps(body, separators=(",", ":")).encode(), predictor,
+                                         "measured" if measured else "predicted")
+    return table
+
+
 @dataclass(frozen=True)
 class CachedLUT:
-    """A table with what is needed to serve it: the data fingerprint it was built from, JSON body, ETag."""
+    """A table with what serving it needs: the data fingerprint it was built from, its JSON and ETag, answers."""
 
     lut: DeviceLUT
     fingerprint: tuple[int, int, int]
     body: bytes
     etag: str
+    answers: dict[tuple[int, str], Answer]
 
     @classmethod
     def build(cls, lut: DeviceLUT, fingerprint: tuple[int, int, int]) -> CachedLUT:
         body = json.dumps(lut.to_dict(), separators=(",", ":"), allow_nan=False).encode()
-        return cls(lut, fingerprint, body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        return cls(lut, fingerprint, body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', answers(lut))
 
 
 class LUTCache:
@@ -78,7 +114,7 @@ class LUTCache:
     def fresh(self, key: LUTKey) -> CachedLUT | None:
         """The cached table if it was checked within ``ttl_s`` (no I/O: the hot path)."""
         entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - self._checked.get(key, 0.0) < self.ttl_s:
+        if entry is not None and time.monotonic() - self._checked.get(key, -math.inf) < self.ttl_s:
             return entry
         return None
 
@@ -132,7 +168,7 @@ class LUTCache:
         with self._lock:
             for key in self._checked:
                 if key[0] == device:
-                    self._checked[key] = 0.0
+                    self._checked[key] = -math.inf
 
     def _build(self, session: Session, key: LUTKey, *, reason: str) -> CachedLUT:
         device, space, kind = key

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from api.schemas import ErrorPublic
 
@@ -51,6 +55,28 @@ def unauthorized(msg: str) -> FieldError:
 
 def forbidden(loc: Loc, msg: str) -> FieldError:
     return FieldError(status.HTTP_403_FORBIDDEN, loc, msg, "forbidden")
+
+
+def _echo(value: Any) -> Any:
+    """The bad input as the error shows it: small scalars only, non-finite numbers as text (JSON has none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 200):
+        return value
+    return None
+
+
+async def validation_error_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with ``loc``, ``msg``, ``type`` and the offending value when small (FastAPI's default echoes any
+    input, which fails on NaN and repeats whole batches)."""
+    detail = []
+    for error in exc.errors():
+        item = {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        echoed = _echo(error.get("input"))
+        if echoed is not None:
+            item["input"] = echoed
+        detail.append(item)
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 ERROR_RESPONSES: dict[int | str, dict] = {

@@ -3,12 +3,58 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RequestCollector(Collector):
+    """Request counts and latency histograms in plain dicts, exported at scrape time.
+
+    Only the event loop thread updates them (from the middleware), so they need none of the locks
+    that prometheus_client's own metrics take on every update: the hot path pays a few dict operations.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._buckets: dict[tuple[str, str], list[int]] = {}
+        self._sums: dict[tuple[str, str], float] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        timing = (method, route)
+        buckets = self._buckets.get(timing)
+        if buckets is None:
+            buckets = self._buckets[timing] = [0] * (len(LATENCY_BUCKETS) + 1)
+            self._sums[timing] = 0.0
+        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._sums[timing] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "splitnas_http_requests", "HTTP requests by route template and status", labels=["method", "route", "status"]
+        )
+        for (method, route, status), count in list(self._counts.items()):
+            requests.add_metric([method, route, str(status)], count)
+        yield requests
+        duration = HistogramMetricFamily(
+            "splitnas_http_request_duration_seconds", "time from request to response, by route template",
+            labels=["method", "route"],
+        )
+        bounds = [floatToGoString(b) for b in LATENCY_BUCKETS] + ["+Inf"]
+        for (method, route), buckets in list(self._buckets.items()):
+            duration.add_metric([method, route], list(zip(bounds, accumulate(buckets), strict=True)),
+                                self._sums[method, route])
+        yield duration
 
 
 class ServiceMetrics:
@@ -16,14 +62,8 @@ class ServiceMetrics:
 
     def __init__(self, cached_tables: Callable[[], int]):
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "splitnas_http_requests", "HTTP requests by route template and status", ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "splitnas_http_request_duration_seconds", "time from request to response, by route template",
-            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
-        )
+        self.requests = RequestCollector()
+        self.registry.register(self.requests)
         self.op_predictions = Counter(
             "splitnas_op_predictions", "block latencies answered, by predictor and whether measured",
             ["predictor", "source"], registry=self.registry,
@@ -43,16 +83,13 @@ class ServiceMetrics:
         Gauge("splitnas_lut_cached", "lookup tables held in memory", registry=self.registry).set_function(
             cached_tables
         )
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._op_children: dict[tuple[str, str], Counter] = {}
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:  # labels() takes a lock and builds a tuple: do it once per label set
-            children = (self.requests.labels(method, route, str(status)), self.duration.labels(method, route))
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+    def count_op(self, predictor: str, source: str) -> None:
+        child = self._op_children.get((predictor, source))
+        if child is None:
+            child = self._op_children[predictor, source] = self.op_predictions.labels(predictor, source)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -83,6 +120,6 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             # the route template, not the raw path: unknown paths must not create a label set each
-            self.metrics.observe(
+            self.metrics.requests.observe(
                 scope["method"], getattr(route, "path", "unmatched"), status, time.perf_counter() - start
             )

@@ -66,6 +66,7 @@ class SplitLatencyModel:
         start = time.perf_counter()
         chain = split_latency(arch, self.head, self.tail, self.link)
         self._compute_seconds += time.perf_counter() - start
+        self.queries += 1
         head, tail = chain.segments
         return {
             "total_ms": chain.total_ms,

@@ -91,21 +91,19 @@ def print_summary(console: Console, job: dict[str, Any]) -> None:
 
 
 def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
-    """One row per job: method, seed, split, latency, whether it meets T_th, accuracy, time."""
+    """One row per job: method, seed, split, latency against T_th, accuracy, time."""
     table = Table(title="search jobs")
-    for column in ("uid", "method", "space", "seed", "status", "split", "latency ms", "T_th", "met",
-                   "acc@loss", "acc clean", "wall s", "latency %"):
-        table.add_column(column, justify="right" if column not in ("uid", "method", "space", "status") else "left")
+    for column in ("uid", "method", "seed", "split", "T ms", "T_th", "acc@p", "acc p=0", "wall s", "lat %"):
+        table.add_column(column, justify="left" if column in ("uid", "method") else "right")
     for job in jobs:
         config, result = job["config"], job.get("result") or {}
+        row = [job["uid"][:8], job["method"], str(config.get("seed"))]
         if job["status"] != "completed":
-            table.add_row(job["uid"][:8], job["method"], job["space"], str(config.get("seed")), job["status"],
-                          *[""] * 8)
+            table.add_row(*row, f"[red]{job['status']}[/]", *[""] * 6)
             continue
+        met = "green" if result["meets_t_th"] else "red"
         table.add_row(
-            job["uid"][:8], job["method"], job["space"], str(config.get("seed")), job["status"],
-            ",".join(map(str, result.get("splits", [result["split"]]))),
-            f"{result['latency']['total_ms']:.2f}", f"{config['t_th']:g}", "yes" if result["meets_t_th"] else "no",
+            *row, str(result["split"]), f"[{met}]{result['latency']['total_ms']:.2f}[/]", f"{config['t_th']:g}",
             f"{result['accuracy_at_loss']:.3f}", f"{result['accuracy_clean']:.3f}", f"{result['wall_time_s']:.0f}",
             f"{100 * result['latency_share']:.3f}",
         )

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Measurement
-from spaces import Architecture, Op, SpaceError, get_space
+from spaces import Architecture, Op, SearchSpace, SpaceError, get_space
 
 OP_TARGETS = ("block", "fixed", "config")
 
@@ -150,28 +150,43 @@ def model_of_row(row: Measurement, space: str) -> Architecture:
 # -- loading ----------------------------------------------------------------------------------------
 
 
+def _same_place(space: SearchSpace, row: Measurement, op: Op) -> bool:
+    """Whether a block or fixed row of another space measured the op ``space`` has at the same place."""
+    try:
+        if row.target == "block":
+            return space.op(row.layer, row.block) == op
+        if row.target == "fixed":
+            return space.fixed(row.key.rsplit("/", 1)[-1]).op == op
+    except SpaceError:
+        pass
+    return False
+
+
+
 def load_training_data(session: Session, *, device: str, space: str) -> TrainingData:
     """The newest measurement of every block, fixed layer and model of ``space`` on ``device``.
 
-    Sampled configurations are shapes, not positions in a space: every config measured on the device
-    is used, whatever space its run profiled, and so are the blocks and fixed layers measured for
-    other spaces (as configurations: HW-NAS-Bench's ImageNet table extends its CIFAR one). Rows that
-    cannot be read (an op key of an older format, an architecture of a changed space) are skipped and
-    named in ``skipped``.
+    Ops are shapes: a block or fixed layer measured for another space counts for this one where this
+    space has the same op at the same place (fbnet-extended-cifar100 shares all but its bottleneck
+    blocks with fbnet-cifar100), and as a sampled configuration otherwise (HW-NAS-Bench's ImageNet
+    table extends its CIFAR one); every config measured on the device is used, whatever space its run
+    profiled. Rows that cannot be read (an op key of an older format, an architecture of a changed
+    space) are skipped and named in ``skipped``.
     """
-    get_space(space)  # an unknown space fails here with the list of known ones
+    own_space = get_space(space)  # an unknown space fails here with the list of known ones
     ops: list[OpSample] = []
     models: list[ModelSample] = []
     skipped: list[str] = []
     for row in queries.latest_measurements(session, device=device).values():
-        own = row.space == space
         try:
-            if row.target == "model" and own:
-                models.append(ModelSample(model_of_row(row, space), row.latency_ms, row.key, row.iqr_ms))
+            if row.target == "model":
+                if row.space == space:
+                    models.append(ModelSample(model_of_row(row, space), row.latency_ms, row.key, row.iqr_ms))
             elif row.target in OP_TARGETS:
-                target = row.target if own else "config"
-                ops.append(OpSample(op_of_row(row), row.latency_ms, target, row.key, row.layer if own else None,
-                                    row.block if own else None, row.iqr_ms))
+                op = op_of_row(row)
+                target = row.target if row.space == space or _same_place(own_space, row, op) else "config"
+                layer, block = (row.layer, row.block) if target == "block" else (None, None)
+                ops.append(OpSample(op, row.latency_ms, target, row.key, layer, block, row.iqr_ms))
         except (SpaceError, ValueError) as exc:
             skipped.append(f"{row.key}: {exc}")
     return TrainingData(device, space, tuple(ops), tuple(models), tuple(skipped))

@@ -103,6 +103,10 @@ def _mape(row: FittedPredictor, protocol: str) -> float:
     return float(scores["mape"])
 
 
+# without held-out metrics to compare (fitted with evaluate=False), the fallback is taken in this order
+FALLBACK_PREFERENCE = ("gbdt", "flops-linear-intercept", "flops-linear")
+
+
 def choose_kinds(rows: Sequence[FittedPredictor]) -> tuple[FittedPredictor, FittedPredictor | None]:
     """(primary, fallback) among stored predictors.
 
@@ -115,7 +119,10 @@ def choose_kinds(rows: Sequence[FittedPredictor]) -> tuple[FittedPredictor, Fitt
     if math.isinf(_mape(primary, "model")) and "lookup" in by_kind:
         primary = by_kind["lookup"]
     others = [r for r in rows if r.kind != "lookup" and r is not primary]
-    fallback = min(others, key=lambda r: (_mape(r, "entry"), _mape(r, "layer"))) if others else None
+    preference = {kind: i for i, kind in enumerate(FALLBACK_PREFERENCE)}
+    fallback = min(
+        others, key=lambda r: (_mape(r, "entry"), _mape(r, "layer"), preference.get(r.kind, len(preference)))
+    ) if others else None
     return primary, fallback
 
 
@@ -167,14 +174,15 @@ def load_lut(
 
     ``auto`` takes the best-validated kind (see ``choose_kinds``), with a fallback kind for the entries
     it cannot answer (the lookup table's unmeasured ones). Without any fitted predictor it raises
-    PredictorNotFoundError, or, with ``fit_if_missing``, fits every kind from the measurements first.
+    PredictorNotFoundError, or, with ``fit_if_missing``, first fits and stores a lookup table and gbdt
+    (without the held-out evaluation, which ``predictor fit`` runs and which takes far longer).
     """
     if kind != "auto":
         predictor, row = load_fitted(session, device=device, space=space, kind=kind)
         return lut_from_predictors(predictor, meta=_lut_meta([row]))
     rows = latest_fitted(session, device=device, space=space)
     if not rows and fit_if_missing:
-        fit_predictors(session, device=device, space=space, kinds=["all"])
+        fit_predictors(session, device=device, space=space, kinds=["lookup", "gbdt"], evaluate=False)
         rows = latest_fitted(session, device=device, space=space)
     if not rows:
         load_fitted(session, device=device, space=space, kind="auto")  # raises, naming what to run

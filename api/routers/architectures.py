@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 
 from api.cache import CachedLUT
 from api.deps import CacheDep, MetricsDep, SettingsDep, lut_entry
-from api.errors import BATCH_RESPONSES, ERROR_RESPONSES, Loc, too_large
+from api.errors import BATCH_RESPONSES, ERROR_RESPONSES, Loc, invalid, too_large
 from api.schemas import (
     ChainLatencyCreate,
     ChainLatencyPublic,
@@ -101,6 +101,10 @@ async def post_multi_latency(
     """An architecture across a chain of devices, or a chain followed by a root and parallel branches (mesh)."""
     space = space_or_error(body.space, ["body", "space"])
     splits = len(body.devices) - 1 if isinstance(body, ChainLatencyCreate) else len(body.devices)
+    if len(body.links) != splits:
+        raise invalid(["body", "links"], f"{len(body.devices)} devices need {splits} links (one per split point, "
+                      f"{'the last one the root broadcast' if body.topology == 'mesh' else 'in chain order'}), "
+                      f"got {len(body.links)}")
     arch = parse_architecture(body.text, space, _arch_loc(body), splits=splits)
     devices = list(body.devices)
     locs: list[Loc] = [["body", "devices", i] for i in range(len(devices))]

@@ -5,59 +5,41 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 
-from api.cache import CachedLUT
+from api.cache import CachedLUT, answered_by
 from api.deps import CacheDep, MetricsDep, SettingsDep, lut_entry, parse_query, query_parameters
 from api.errors import BATCH_RESPONSES, ERROR_RESPONSES, many_invalid, not_found, too_large
 from api.metrics import ServiceMetrics
-from api.schemas import (
-    LatencyBatchCreate,
-    LatencyBatchPublic,
-    LatencyParams,
-    LatencyPublic,
-    LatencyQuery,
-)
+from api.schemas import LatencyBatchCreate, LatencyBatchPublic, LatencyPublic, LatencyQuery
 from api.validation import check_op, op_error, unmeasured_message
 
 router = APIRouter(tags=["latency"])
-
-
-def answered_by(predictor: str, measured: bool) -> str:
-    """The kind that answered an entry of a table built by ``primary+fallback`` (or one kind)."""
-    primary, _, fallback = predictor.partition("+")
-    return primary if measured or not fallback else fallback
 
 
 @router.get(
     "/latency",
     response_model=LatencyPublic,
     responses=ERROR_RESPONSES,
-    openapi_extra={"parameters": query_parameters(LatencyParams)},
+    openapi_extra={"parameters": query_parameters(LatencyQuery)},
 )
-async def get_latency(request: Request) -> JSONResponse:
+async def get_latency(request: Request) -> Response:
     """Latency in ms of ``block`` at ``layer`` on ``device``, measured where possible, else predicted."""
     # The service's hot path: one model validates the query (FastAPI spends tens of microseconds per declared
     # parameter per request) and the answer comes from the table held in memory, with no database access.
-    q = parse_query(LatencyParams, request)
-    check_op(q.space, q.layer, q.block, ["query"])
+    q = parse_query(LatencyQuery, request)
     state = request.app.state
-    entry = await lut_entry(state.cache, (q.device, q.space, q.predictor), device_loc=["query", "device"],
-                            kind_loc=["query", "predictor"])
-    lut = entry.lut
-    column = lut.column(q.block)
-    value = float(lut.table[q.layer, column])
-    if value != value:  # NaN: a lookup table without this entry
-        raise not_found(["query", "predictor"], unmeasured_message(lut, q.layer, q.block))
-    measured = bool(lut.measured[q.layer, column])
-    iqr = float(lut.iqr[q.layer, column]) if measured else None
-    answer = answered_by(lut.predictor, measured)
-    state.metrics.op_predictions.labels(answer, "measured" if measured else "predicted").inc()
-    return JSONResponse({
-        "device": q.device, "space": q.space, "layer": q.layer, "block": q.block, "latency_ms": value,
-        "predictor": answer, "measured": measured, "iqr_ms": iqr if iqr == iqr else None,
-    })
+    key = (q.device, q.space, q.predictor)
+    entry = state.cache.fresh(key)
+    if entry is None:
+        check_op(q.space, q.layer, q.block, ["query"])  # unknown names never reach the database
+        entry = await lut_entry(state.cache, key, device_loc=["query", "device"], kind_loc=["query", "predictor"])
+    answer = entry.answers.get((q.layer, q.block))
+    if answer is None:
+        check_op(q.space, q.layer, q.block, ["query"])
+        raise not_found(["query", "predictor"], unmeasured_message(entry.lut, q.layer, q.block))
+    state.metrics.count_op(answer.predictor, answer.source)
+    return Response(answer.body, media_type="application/json")
 
 
 @router.post("/latency/batch", response_model=LatencyBatchPublic, responses=ERROR_RESPONSES | BATCH_RESPONSES)
@@ -103,11 +85,12 @@ def _answer_group(
                         unmeasured_message(lut, group[i].layer, group[i].block))
     measured = lut.measured[layers, columns]
     iqr = np.where(measured, lut.iqr[layers, columns], np.nan)
-    primary = answered_by(lut.predictor, True)
-    fallback = answered_by(lut.predictor, False)
+    primary, fallback = answered_by(lut.predictor, True), answered_by(lut.predictor, False)
     n_measured = int(measured.sum())
-    metrics.op_predictions.labels(primary, "measured").inc(n_measured)
-    metrics.op_predictions.labels(fallback, "predicted").inc(len(group) - n_measured)
+    counts = ((primary, "measured", n_measured), (fallback, "predicted", len(group) - n_measured))
+    for predictor, source, count in counts:
+        if count:
+            metrics.op_predictions.labels(predictor, source).inc(count)
     for pos, q, value, was_measured, spread in zip(
         positions, group, values.tolist(), measured.tolist(), iqr.tolist(), strict=True
     ):

@@ -20,7 +20,7 @@ def test_examples_load_and_resolve_their_assignments() -> None:
     n = len(get_space("fbnet-cifar100").layers)
     chain = load_topology(EXAMPLES / "chain4.yaml")
     assert chain.kind == "chain" and chain.describe() == "ue -> sbs -> mbs -> cloud"
-    assert chain.splits(n) == (4, 11, 18)
+    assert chain.splits(n) == (10, 14, 18)
     assert chain.link("ue", "sbs") == Link(25, 32)
     assert chain.device("sbs").derived and "derived" in chain.device("sbs").label
     mesh = load_topology(EXAMPLES / "mesh.yaml")

@@ -8,7 +8,7 @@ from db.engine import session_scope
 from predictor.data import load_training_data, op_from_config, op_from_key
 from spaces import Op, get_space, list_spaces
 from tests.predictor.synthetic import SPACE
-from tests.utils.factories import block_records, config_ops, config_records, ingest, synthetic_ms
+from tests.utils.factories import block_records, config_ops, config_records, fixed_records, ingest, synthetic_ms
 
 
 def test_loads_blocks_fixed_configs_models_and_heads(synthetic_db):
@@ -61,3 +61,15 @@ def test_every_op_of_every_space_reads_back_from_its_key_and_fields():
 def test_malformed_op_keys_are_named(key, message):
     with pytest.raises(ValueError, match=message):
         op_from_key(key)
+
+
+def test_a_space_inherits_the_entries_another_space_measured_at_the_same_place(db_url):
+    ingest(db_url, "pi", block_records(SPACE, synthetic_ms) + fixed_records(SPACE, synthetic_ms))
+    with session_scope(db_url) as session:
+        extended = load_training_data(session, device="pi", space="fbnet-extended-cifar100")
+        imagenet = load_training_data(session, device="pi", space="fbnet-imagenet")
+    assert extended.describe() == {"block": 198, "fixed": 4, "config": 0, "model": 0, "head": 0}
+    assert {(s.layer, s.block) for s in extended.blocks} == {
+        (layer.index, b.name) for layer in get_space(SPACE).layers for b in layer.blocks}
+    # at 224 x 224 input no op is at the same place: the CIFAR entries are extra shapes there
+    assert imagenet.describe()["block"] == 0 and imagenet.describe()["config"] == 198 + 4

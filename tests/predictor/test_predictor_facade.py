@@ -22,7 +22,7 @@ from tests.utils.factories import ingest, sample_archs, synthetic_ms
 @pytest.fixture(scope="module")
 def fitted_db(synthetic_db) -> str:
     with session_scope(synthetic_db) as session:
-        fit_predictors(session, device="synth-cpu", space=SPACE, kinds=["all"], params=SMALL_GBDT)
+        fit_predictors(session, device="synth-cpu", space=SPACE, kinds=["lookup", "gbdt"], params=SMALL_GBDT)
         fit_predictors(session, device="synth-partial", space=EXTENDED, kinds=["lookup", "gbdt", "flops-linear"],
                        params=SMALL_GBDT)
     return synthetic_db
@@ -87,7 +87,9 @@ def test_no_predictor_or_no_measurement_says_what_to_run(db_url):
         with pytest.raises(PredictorNotFoundError, match="unknown predictor kind 'cnn'"):
             fit_predictors(session, device="pi", space=SPACE, kinds=["cnn"])
         lut = load_lut(session, device="pi", space=SPACE, fit_if_missing=True)
-        assert lut.predictor == "lookup"
+        assert lut.predictor == "lookup" and lut.scale == pytest.approx(MODEL_BIAS)
+        extended = load_lut(session, device="pi", space=EXTENDED, fit_if_missing=True)
+        assert extended.predictor == "lookup+gbdt" and extended.measured.sum() == 198
 
 
 def test_refitting_makes_a_new_version_that_load_predictor_returns(db_url):

@@ -58,3 +58,15 @@ def test_auto_lut_serves_the_imported_table(hwnas_db):
     assert lut.predictor == "lookup" and lut.measured.sum() == 198
     sample = next(s for s in data.blocks if s.layer == 7 and s.block == "k5_e6")
     assert lut.table[7, lut.column("k5_e6")] == sample.latency_ms
+
+
+def test_the_extended_space_reuses_the_table_and_predicts_its_bottleneck_blocks(hwnas_db):
+    space = "fbnet-extended-cifar100"
+    with session_scope(hwnas_db) as session:
+        fit_predictors(session, device="raspi4", space=space, kinds=["lookup", "flops-linear"], evaluate=False)
+        lut = load_lut(session, device="raspi4", space=space)
+        flops = load_lut(session, device="raspi4", space=space, kind="flops-linear")
+    assert lut.predictor == "lookup+flops-linear" and lut.measured.sum() == 198
+    bottleneck = [lut.column(name) for name in ("k3_e1/2", "k3_e1/4", "k3_e1/8", "k5_e1/2", "k5_e1/4", "k5_e1/8")]
+    assert lut.table[:, bottleneck] == pytest.approx(flops.table[:, bottleneck])
+    assert (lut.table[:, bottleneck] > 0).all()

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
+import httpx
+
 from db import queries
 from db.engine import get_engine, session_scope
 from db.records import MeasurementBatch, MeasurementRecord
@@ -39,6 +41,20 @@ def measurement_batch(device: str, records: list[MeasurementRecord], *, uid: str
     """The JSON body an agent uploads to ``POST /measurements``."""
     batch = MeasurementBatch(run=make_run(device, uid=uid or uuid.uuid4().hex), measurements=records)
     return batch.model_dump(mode="json")
+
+
+def upload(client: httpx.Client, device: str, records: list[MeasurementRecord], headers: dict[str, str], *,
+           chunk: int = 50, uid: str | None = None) -> tuple[int, int]:
+    """Upload ``records`` as one run in batches of ``chunk``, as an agent does; returns (inserted, duplicates)."""
+    uid = uid or uuid.uuid4().hex
+    inserted = duplicates = 0
+    for start in range(0, len(records), chunk):
+        response = client.post("/measurements", json=measurement_batch(device, records[start:start + chunk], uid=uid),
+                               headers=headers)
+        response.raise_for_status()
+        inserted += response.json()["inserted"]
+        duplicates += response.json()["duplicates"]
+    return inserted, duplicates
 
 
 def fit(db_url: str, device: str, kinds: Iterable[str] = FAST_KINDS, *, space: str = SPACE) -> None:

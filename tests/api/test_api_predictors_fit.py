@@ -1,0 +1,97 @@
+"""``POST /predictors/fit``: refits swap the served tables atomically; tokens are scoped to a device."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.api.conftest import Target
+from tests.utils.api_data import device_records, fit, upload
+
+KINDS = ["lookup", "flops-linear"]
+
+
+def latency(api: Target, device: str) -> float:
+    response = api.client.get("/latency", params={"device": device, "layer": 9, "block": "k3_e6"})
+    response.raise_for_status()
+    return response.json()["latency_ms"]
+
+
+def test_refit_on_new_measurements_serves_the_new_values(api: Target, fresh_device: str) -> None:
+    auth = api.auth(device=fresh_device)
+    upload(api.client, fresh_device, device_records(fresh_device, gflops=2.0), auth)
+    fit(api.db_url, fresh_device)
+    before = latency(api, fresh_device)
+    upload(api.client, fresh_device, device_records(fresh_device, gflops=8.0), auth)
+    assert latency(api, fresh_device) == before  # new measurements: served once the predictors are refitted
+    response = api.client.post("/predictors/fit", json={"device": fresh_device, "kinds": KINDS}, headers=auth)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert [(r["kind"], r["version"]) for r in result["reports"]] == [("lookup", 2), ("flops-linear", 2)]
+    assert "fbnet-cifar100/auto" in result["refreshed"]
+    assert result["reports"][1]["metrics"]["fit"]["pi_gflops"] > 0
+    assert latency(api, fresh_device) < before / 2
+    versions = {p["kind"]: p["version"] for p in api.client.get("/predictors", params={"device": fresh_device}).json()}
+    assert versions == {"lookup": 2, "flops-linear": 2}
+
+
+def test_readers_are_served_throughout_a_refit(api: Target, fresh_device: str) -> None:
+    auth = api.auth()
+    upload(api.client, fresh_device, device_records(fresh_device, gflops=2.0), auth)
+    fit(api.db_url, fresh_device)
+    old = latency(api, fresh_device)
+    upload(api.client, fresh_device, device_records(fresh_device, gflops=8.0), auth)
+    seen: list[float] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                seen.append(latency(api, fresh_device))
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        refit = api.client.post("/predictors/fit", json={"device": fresh_device, "kinds": KINDS}, headers=auth)
+    finally:
+        done.set()
+        reader.join()
+    assert refit.status_code == 200 and not errors
+    new = latency(api, fresh_device)
+    assert seen and set(seen) <= {old, new}  # every reader got a whole table: the old one or the new one
+    assert seen[0] == old and new != old
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "loc"),
+    [
+        ({"device": "jetson"}, 404, ["body", "device"]),
+        ({"device": "raspi4", "space": "nope"}, 422, ["body", "space"]),
+        ({"device": "raspi4", "kinds": ["oracle"]}, 422, ["body", "kinds", 0]),
+        ({"device": "raspi4", "kinds": []}, 422, ["body", "kinds"]),
+        ({"space": "fbnet-cifar100"}, 422, ["body", "device"]),
+    ],
+)
+def test_bad_fit_request_names_the_field(api: Target, body: dict, status: int, loc: list) -> None:
+    response = api.client.post("/predictors/fit", json=body, headers=api.auth())
+    assert response.status_code == status
+    assert response.json()["detail"][0]["loc"] == loc
+
+
+def test_fit_without_measurements_in_the_space_says_how_to_measure(api: Target) -> None:
+    response = api.client.post("/predictors/fit", json={"device": "raspi4", "space": "fbnet-imagenet",
+                                                         "kinds": KINDS}, headers=api.auth())
+    assert response.status_code == 404
+    assert "profiler run" in response.json()["detail"][0]["msg"]
+
+
+def test_fit_needs_a_token_for_the_device(api: Target) -> None:
+    body = {"device": "edgegpu", "kinds": KINDS}
+    assert api.client.post("/predictors/fit", json=body).status_code == 401
+    response = api.client.post("/predictors/fit", json=body, headers=api.auth(device="raspi4"))
+    assert response.status_code == 403
+    assert response.json()["detail"][0]["loc"] == ["body", "device"]
