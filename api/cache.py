@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from anyio import to_thread
@@ -156,12 +156,21 @@ class LUTCache:
         return entry
 
     def refresh(self, device: str, space: str) -> list[LUTKey]:
-        """Rebuild every cached table of ``device`` and ``space`` (after a refit) and swap them in together."""
-        keys = [key for key in self._entries if key[:2] == (device, space)]
+        """Rebuild every cached table of ``device`` and ``space`` (after a refit) and swap them in together.
+
+        A table that cannot be rebuilt is dropped, so that its next reader gets the reason. Returns the
+        keys that were rebuilt.
+        """
+        new, failed = {}, []
         with session_scope(self.database_url) as session:
-            new = {key: self._build(session, key, reason="refit") for key in keys}
-        self._install(new)
-        return keys
+            for key in [key for key in self._entries if key[:2] == (device, space)]:
+                try:
+                    new[key] = self._build(session, key, reason="refit")
+                except Exception:
+                    log.exception("could not rebuild the %s/%s/%s table after a refit; dropping it", *key)
+                    failed.append(key)
+        self._install(new, drop=failed)
+        return list(new)
 
     def invalidate(self, device: str) -> None:
         """Make the next reader of any table of ``device`` check the database (new measurements arrived)."""
@@ -179,9 +188,10 @@ class LUTCache:
         self._on_build(reason)
         return entry
 
-    def _install(self, new: dict[LUTKey, CachedLUT]) -> None:
+    def _install(self, new: dict[LUTKey, CachedLUT], drop: Sequence[LUTKey] = ()) -> None:
         with self._lock:
-            self._entries = {**self._entries, **new}  # one reference swap: a reader sees all old or all new
+            # one reference swap: a reader sees every table old or every table new
+            self._entries = {key: entry for key, entry in {**self._entries, **new}.items() if key not in drop}
             now = time.monotonic()
             self._checked.update(dict.fromkeys(new, now))
 

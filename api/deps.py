@@ -80,9 +80,6 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 async def lut_entry(cache: LUTCache, key: LUTKey, *, device_loc: Loc, kind_loc: Loc) -> CachedLUT:
     """The cached table for (device, space, predictor kind), or an error naming the request field at fault."""
-    entry = cache.fresh(key)
-    if entry is not None:
-        return entry
     try:
         return await cache.get(key)
     except UnknownDeviceError as exc:

@@ -102,7 +102,7 @@ def parse_split_architectures(
     for i, text in enumerate(texts):
         body, _, split = text.partition("@")
         names = body.split(",")
-        if len(names) == n_layers and split.isdigit() and all(name in column for name in names):
+        if len(names) == n_layers and split.isascii() and split.isdigit() and all(name in column for name in names):
             flat += [column[name] for name in names]
             splits.append(int(split))
             continue

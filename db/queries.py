@@ -61,7 +61,8 @@ def upsert_run(session: Session, *, run: RunRecord) -> ProfilingRun:
     else:
         if row.device_id != device.id:
             raise ValueError(f"run {run.uid!r} belongs to another device than {run.device!r}")
-        row.status = run.status
+        if run.status != "running" or row.status == "running":  # a re-sent early batch must not reopen a run
+            row.status = run.status
         row.finished_at = run.finished_at or row.finished_at
     return row
 

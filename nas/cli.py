@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -199,7 +200,7 @@ def report(
     if not jobs:
         console.print("no search jobs stored yet: run `nas search` first")
         return
-    Console().print(jobs_table(jobs))
+    Console(width=None if sys.stdout.isatty() else 120).print(jobs_table(jobs))  # piped: no 80-column squeeze
     done = completed(jobs)
     if not done:
         return

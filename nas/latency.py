@@ -23,8 +23,9 @@ class SplitLatencyModel:
         self.space = get_space(space)
         self.link = link
         self._client_start = client.seconds  # a shared client may have served earlier searches
-        self.head = client.lut(head_device, space)
-        self.tail = client.lut(tail_device, space)
+        # a client shared by several searches revalidates its tables once per search (304 when unchanged)
+        self.head = client.lut(head_device, space, revalidate=True)
+        self.tail = client.lut(tail_device, space, revalidate=True)
         self.client = client
         width = max(len(layer.blocks) for layer in self.space.layers)
         self.columns = np.zeros((len(self.space.layers), width), dtype=np.intp)

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def completed(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -48,6 +49,7 @@ def plot_convergence(job: dict[str, Any], path: Path) -> Path:
     epochs = [r["epoch"] for r in records]
     ax.plot(epochs, [r["convergence"] for r in records], marker="o", color="tab:blue", label="convergence")
     ax.set_xlabel("search epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("convergence (mean max probability)", color="tab:blue")
     ax.set_ylim(0, 1)
     other = ax.twinx()

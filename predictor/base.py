@@ -2,8 +2,8 @@
 
 A predictor is fitted on one device's ``TrainingData``: per-op latencies (blocks of the space, fixed
 layers, sampled configurations) and, when measured, whole architectures and heads. It predicts the
-latency of any op it can (``predict_ops``) and of architectures by summation, times ``scale_``, the
-model-level correction learned from measured architectures (DESIGN.md section 7).
+latency of any op it can (``predict_ops``) and of architectures by summation, with the model-level
+correction learned from measured architectures (``scale_``, ``weight_ms_per_mparam_``; predictor.correction).
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from predictor.correction import CORRECTIONS, Correction, fit_correction, model_sums, model_terms
 from predictor.data import ModelSample, TrainingData
 from predictor.errors import NotFittedError, PredictorError
-from predictor.latency import front_fraction
 from spaces import Architecture, Op
-
-CORRECTIONS = ("median-ratio", "none")
 
 
 class LatencyPredictor(BaseEstimator):
@@ -50,13 +48,14 @@ class LatencyPredictor(BaseEstimator):
                 f"no op measurements for device {data.device!r} in space {data.space!r}: "
                 f"run `profiler run --device {data.device} --space {data.space}` (or import a table) first"
             )
-        if getattr(self, "correction", "none") not in CORRECTIONS:
+        if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
         self.device_, self.space_ = data.device, data.space
-        self.scale_ = 1.0
+        self.scale_, self.weight_ms_per_mparam_ = 1.0, 0.0
         self._fit_ops(data)
         self.n_ops_, self.n_models_ = len(data.ops), len(data.models)
-        self.scale_ = self._fit_correction(data.models)
+        correction = self._fit_correction(data.models)
+        self.scale_, self.weight_ms_per_mparam_ = correction.scale, correction.ms_per_mparam
         return self
 
     def check_fitted(self) -> None:
@@ -75,16 +74,20 @@ class LatencyPredictor(BaseEstimator):
     def predict_models(self, archs: Sequence[Architecture], *, corrected: bool = True) -> np.ndarray:
         """Latency in ms of whole architectures, or of their heads when they carry a split point."""
         self.check_fitted()
-        raw = summed_predictions(self, archs)
-        return raw * self.scale_ if corrected else raw
+        summed, mparams = model_sums(self, archs)
+        return self.correction_.apply(summed, mparams) if corrected else summed
 
-    def _fit_correction(self, models: Sequence[ModelSample]) -> float:
-        if self.correction == "none" or not models:
-            return 1.0
+    def _fit_correction(self, models: Sequence[ModelSample]) -> Correction:
         archs = [m.arch for m in models]
-        if not all(self.can_predict([op for op, _ in model_terms(a)]).all() for a in archs):
-            return 1.0
-        return median_ratio(np.array([m.latency_ms for m in models]), summed_predictions(self, archs))
+        if not archs or not all(self.can_predict([op for op, _ in model_terms(a)]).all() for a in archs):
+            return Correction()
+        summed, mparams = model_sums(self, archs)
+        return fit_correction(self.correction, np.array([m.latency_ms for m in models]), summed, mparams)
+
+    @property
+    def correction_(self) -> Correction:
+        self.check_fitted()
+        return Correction(self.scale_, self.weight_ms_per_mparam_)
 
     # -- persistence --------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -96,12 +99,6 @@ class LatencyPredictor(BaseEstimator):
         for name, value in state.items():
             setattr(self, name, _from_json(value))
         return self
-
-
-def median_ratio(measured: np.ndarray, predicted: np.ndarray) -> float:
-    """The model-level correction: median of measured / predicted over models with a positive prediction."""
-    ok = predicted > 0
-    return float(np.median(measured[ok] / predicted[ok])) if ok.any() else 1.0
 
 
 def _to_json(value: Any) -> Any:
@@ -116,37 +113,6 @@ def _from_json(value: Any) -> Any:
     if isinstance(value, dict) and "__ndarray__" in value:
         return np.array(value["__ndarray__"], dtype=value["dtype"])
     return value
-
-
-# -- architectures as weighted sums of ops ----------------------------------------------------------
-
-
-def model_terms(arch: Architecture) -> list[tuple[Op, float]]:
-    """The ops an architecture (or its head up to its split point) runs, each with its share.
-
-    A head ending in a bottleneck block runs only the block's front (DESIGN.md section 2.2).
-    """
-    space = arch.space
-    if not arch.splits:
-        return [(op, 1.0) for op in arch.ops]
-    k = arch.splits[0]
-    terms = [(f.op, 1.0) for f in space.prefix]
-    layer_ops = arch.layer_ops[:k]
-    terms += [(op, 1.0) for op in layer_ops[:-1]]
-    if layer_ops:
-        terms.append((layer_ops[-1], front_fraction(layer_ops[-1])))
-    return terms
-
-
-def summed_predictions(predictor: LatencyPredictor, archs: Sequence[Architecture]) -> np.ndarray:
-    """Uncorrected model latency: the weighted sum of per-op predictions, each distinct op predicted once."""
-    terms = [model_terms(a) for a in archs]
-    distinct: dict[Op, int] = {}
-    for model in terms:
-        for op, _ in model:
-            distinct.setdefault(op, len(distinct))
-    values = predictor.predict_ops(list(distinct))
-    return np.array([sum(w * values[distinct[op]] for op, w in model) for model in terms], dtype=float)
 
 
 # -- registry -----------------------------------------------------------------------------------------

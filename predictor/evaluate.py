@@ -7,8 +7,8 @@ Protocols, each on one device's training data:
     configuration of that shape;
   - ``config``: k-fold over the sampled extra configurations (fitted on the space and the other configs);
   - ``model`` / ``head``: k-fold over measured architectures (a model and its heads stay together): the
-    op-level fit uses every op, the model-level correction only the training architectures;
-    ``model-raw`` is the same without the correction;
+    op-level fit uses every op, the model-level correction (predictor.correction) only the training
+    architectures; ``model-raw`` is the same without the correction;
   - ``arch-sum``: without measured architectures, random architectures whose reference is the sum of
     the measured table (HW-NAS-Bench's definition of an architecture's latency), predicted from the
     ``entry`` out-of-fold predictions.
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from predictor.base import LatencyPredictor, create_predictor, median_ratio, summed_predictions
+from predictor.base import LatencyPredictor, create_predictor
+from predictor.correction import fit_correction, model_sums, model_terms
 from predictor.data import OpSample, TrainingData
 from predictor.errors import PredictorError
 from spaces import Op, get_space, sample_architecture
@@ -159,19 +160,17 @@ class _Evaluation:
             note = "no measured architectures (profiler run --models N)"
             return {name: Scores(0, 0, note=note) for name in ("model", "model-raw", "head")}
         model = self.fit(self.data.ops)
-        answerable = np.array([model.can_predict([f.op for f in m.arch.space.fixed_layers] +
-                                                 m.arch.layer_ops).all() for m in models])
-        raw = np.full(len(models), np.nan)
+        answerable = np.array([model.can_predict([op for op, _ in model_terms(m.arch)]).all() for m in models])
+        raw, mparams = np.full(len(models), np.nan), np.full(len(models), np.nan)
         if answerable.any():
-            raw[answerable] = summed_predictions(model, [m.arch for m, ok in zip(models, answerable, strict=True)
-                                                         if ok])
+            raw[answerable], mparams[answerable] = model_sums(model, [m.arch for m in np.array(models)[answerable]])
         measured = np.array([m.latency_ms for m in models])
         corrected = np.full(len(models), np.nan)
         for fold in _folds((m.arch.blocks for m in models), self.k, rng):
             test = np.array([m.arch.blocks in fold for m in models])
             train = ~test & answerable
-            scale = median_ratio(measured[train], raw[train]) if model.correction != "none" and train.any() else 1.0
-            corrected[test] = raw[test] * scale
+            correction = fit_correction(model.correction, measured[train], raw[train], mparams[train])
+            corrected[test] = correction.apply(raw[test], mparams[test])
         results = {}
         for name, values, chosen in (
             ("model", corrected, [not m.is_head for m in models]),

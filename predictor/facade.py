@@ -79,7 +79,8 @@ def fit_predictors(
     for kind in expand_kinds(kinds):
         hyper = (params or {}).get(kind, {})
         predictor = create_predictor(kind, **hyper).fit(data)
-        metrics: dict[str, Any] = {"fit": predictor.fit_summary(), "scale": predictor.scale_}
+        metrics: dict[str, Any] = {"fit": predictor.fit_summary(), "scale": predictor.scale_,
+                                   "weight_ms_per_mparam": predictor.weight_ms_per_mparam_}
         if evaluate:
             scores = evaluate_kind(kind, data, seed=seed, params=hyper)
             metrics["protocols"] = {name: s.to_dict() for name, s in scores.items()}
@@ -132,7 +133,12 @@ def choose_kinds(rows: Sequence[FittedPredictor]) -> tuple[FittedPredictor, Fitt
 def lut_from_predictors(
     primary: LatencyPredictor, fallback: LatencyPredictor | None = None, *, meta: dict[str, Any] | None = None
 ) -> DeviceLUT:
-    """The whole layer x block table and fixed layers from ``primary``, ``fallback`` where it cannot answer."""
+    """The whole layer x block table and fixed layers from ``primary``, ``fallback`` where it cannot answer.
+
+    An entry is the op's predicted (or measured) latency plus, with the ``weights-linear`` correction,
+    the time to stream its weights inside a network divided by ``scale``: ``scale * table`` is the op's
+    latency inside a network, which is what every consumer of a DeviceLUT sums.
+    """
     space = get_space(primary.space_)
     blocks = tuple(b.name for b in space.blocks)
     entries = [(layer.index, blocks.index(b.name), layer.op(b)) for layer in space.layers for b in layer.blocks]
@@ -150,6 +156,8 @@ def lut_from_predictors(
     values[answerable] = primary.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if ok])
     if not answerable.all():
         values[~answerable] = fallback.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if not ok])
+    correction = primary.correction_
+    values = np.array([correction.op_ms(op, value) for op, value in zip(ops, values, strict=True)])
     table = np.full((len(space.layers), len(blocks)), np.nan)
     measured = np.zeros(table.shape, dtype=bool)
     iqr = np.full(table.shape, np.nan)
@@ -163,7 +171,9 @@ def lut_from_predictors(
     name = primary.kind if answerable.all() else f"{primary.kind}+{fallback.kind}"
     return DeviceLUT(
         device=primary.device_, space=space.name, blocks=blocks, table=table, fixed=fixed, measured=measured,
-        iqr=iqr, predictor=name, scale=primary.scale_, meta=meta or {},
+        iqr=iqr, predictor=name, scale=correction.scale,
+        meta={**(meta or {}), "correction": {"method": primary.correction, "scale": correction.scale,
+                                             "weight_ms_per_mparam": correction.ms_per_mparam}},
     )
 
 
@@ -190,7 +200,7 @@ def load_lut(
     lut = lut_from_predictors(
         load_artifact(primary.artifact), load_artifact(fallback.artifact) if fallback is not None else None
     )
-    lut.meta = _lut_meta([primary, fallback] if "+" in lut.predictor else [primary])
+    lut.meta |= _lut_meta([primary, fallback] if "+" in lut.predictor else [primary])
     return lut
 
 

@@ -28,7 +28,7 @@ class FlopsLinearPredictor(LatencyPredictor):
     """
 
     def __init__(self, intercept: bool = False, targets: tuple[str, ...] = ("block",),
-                 correction: str = "median-ratio") -> None:
+                 correction: str = "weights-linear") -> None:
         self.intercept = intercept
         self.targets = targets
         self.correction = correction
@@ -73,5 +73,5 @@ class FlopsLinearInterceptPredictor(FlopsLinearPredictor):
     """latency = a + C / Pi: a fixed per-block overhead plus the FLOPs term (fits GPUs far better)."""
 
     def __init__(self, intercept: bool = True, targets: tuple[str, ...] = ("block",),
-                 correction: str = "median-ratio") -> None:
+                 correction: str = "weights-linear") -> None:
         super().__init__(intercept=intercept, targets=targets, correction=correction)

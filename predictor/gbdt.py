@@ -33,7 +33,7 @@ class GBDTPredictor(LatencyPredictor):
 
     def __init__(self, n_estimators: int = 400, learning_rate: float = 0.05, max_depth: int = 3,
                  subsample: float = 0.8, min_samples_leaf: int = 2, floor_ms: float = 1e-3, random_state: int = 0,
-                 correction: str = "median-ratio") -> None:
+                 correction: str = "weights-linear") -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth

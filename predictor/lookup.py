@@ -18,7 +18,7 @@ from spaces import Op
 class LookupPredictor(LatencyPredictor):
     """Median measured latency per op key (an op measured at several layers of one shape is one entry)."""
 
-    def __init__(self, correction: str = "median-ratio") -> None:
+    def __init__(self, correction: str = "weights-linear") -> None:
         self.correction = correction
 
     def _fit_ops(self, data: TrainingData) -> None:

@@ -134,7 +134,7 @@ class ImportReport:
 
 
 def device_records(slots: Iterable[Slot], tables: Tables, device: str) -> tuple[list[MeasurementRecord], list[str]]:
-    """One imported record per slot that ``device``'s latency table holds; and the slots' keys it lacks."""
+    """One imported record per slot that ``device``'s latency table holds; and the keys it lacks."""
     latency = tables[f"{device}_latency"]
     energy = tables.get(f"{device}_energy", {})
     records, missing = [], []
@@ -151,7 +151,7 @@ def device_records(slots: Iterable[Slot], tables: Tables, device: str) -> tuple[
                 raw={"source": "HW-NAS-Bench", "metric": f"{device}_latency"},
             )
         )
-    return records, missing
+    return records, sorted(set(missing))
 
 
 def import_tables(session: Session, tables: Tables, *, source: str = "") -> ImportReport:

@@ -57,6 +57,7 @@ class ProfileOptions:
     def run_settings(self) -> dict[str, Any]:
         """What is stored with the run (JSON-able)."""
         values = asdict(self)
+        values["timing"] = self.timing.as_dict()
         values["trace_dir"] = str(self.trace_dir) if self.trace_dir else None
         return values
 

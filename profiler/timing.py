@@ -103,6 +103,19 @@ def clock_function(settings: TimingSettings) -> Callable[[], float]:
     return time.perf_counter
 
 
+def call_time(run: Callable[[], object], clock: Callable[[], float], at_least: float) -> float:
+    """Seconds per call of ``run``, from calls lasting ``at_least`` seconds in all (one call is too coarse)."""
+    calls = 1
+    while True:
+        tic = clock()
+        for _ in range(calls):
+            run()
+        elapsed = clock() - tic
+        if elapsed >= at_least or calls >= 1 << 20:
+            return max(elapsed, 1e-9) / calls
+        calls *= 4
+
+
 def measure(
     run: Callable[[], object], *, executions: int, settings: TimingSettings, label: str = ""
 ) -> Timing:
@@ -116,10 +129,7 @@ def measure(
     torch.set_num_threads(settings.threads)
     for _ in range(settings.warmup):
         run()
-    tic = clock()
-    run()
-    once = clock() - tic
-    repeat = max(1, math.ceil(settings.block_time / max(once, 1e-9)))
+    repeat = max(1, math.ceil(settings.block_time / call_time(run, clock, settings.block_time / 4)))
 
     def block() -> None:
         for _ in range(repeat):

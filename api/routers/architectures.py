@@ -7,7 +7,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Body
 
-from api.cache import CachedLUT
+from api.cache import CachedLUT, LUTCache
 from api.deps import CacheDep, MetricsDep, SettingsDep, lut_entry
 from api.errors import BATCH_RESPONSES, ERROR_RESPONSES, Loc, invalid, too_large
 from api.schemas import (
@@ -39,7 +39,7 @@ router = APIRouter(prefix="/architectures", tags=["architectures"])
 
 
 async def _tables(
-    cache: CacheDep, arch: Architecture, devices: list[str], locs: list[Loc], predictor: str, arch_loc: Loc
+    cache: LUTCache, arch: Architecture, devices: list[str], locs: list[Loc], predictor: str, arch_loc: Loc
 ) -> list[CachedLUT]:
     entries = []
     for device, loc in zip(devices, locs, strict=True):

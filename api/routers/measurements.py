@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import CacheDep, MetricsDep, SessionDep, SettingsDep, TokenDep, check_device_known
@@ -18,11 +18,25 @@ from api.validation import space_or_error
 from db import queries
 from db.engine import session_scope
 from db.models import Measurement
-from db.records import MeasurementBatch
+from db.records import MeasurementBatch, Target
 
 router = APIRouter(prefix="/measurements", tags=["measurements"])
 
 CSV_PAGE = 2000
+UPLOAD_EXAMPLES = {
+    "agent batch": {
+        "summary": "what `profiler run --server ... --token ...` sends",
+        "value": {
+            "run": {"uid": "3f2c9a1e-raspi4-0001", "device": "raspi4", "device_kind": "cpu", "host": "pi-lab-1",
+                    "status": "running"},
+            "measurements": [
+                {"target": "block", "key": "fbnet-cifar100/L7/k5_e6", "space": "fbnet-cifar100", "layer": 7,
+                 "block": "k5_e6", "latency_ms": 1.91, "iqr_ms": 0.01, "repeats": 120},
+                {"target": "fixed", "key": "fbnet-cifar100/stem", "space": "fbnet-cifar100", "latency_ms": 0.42},
+            ],
+        },
+    }
+}
 COLUMNS = list(MeasurementPublic.model_fields)
 
 
@@ -37,8 +51,8 @@ COLUMNS = list(MeasurementPublic.model_fields)
     | ERROR_RESPONSES | AUTH_RESPONSES | BATCH_RESPONSES,
 )
 def post_measurements(
-    batch: MeasurementBatch, token: TokenDep, session: SessionDep, cache: CacheDep, metrics: MetricsDep,
-    settings: SettingsDep, response: Response,
+    batch: Annotated[MeasurementBatch, Body(openapi_examples=UPLOAD_EXAMPLES)], token: TokenDep, session: SessionDep,
+    cache: CacheDep, metrics: MetricsDep, settings: SettingsDep, response: Response,
 ) -> dict:
     """Store an agent's run and measurements; re-uploading the same run stores nothing twice.
 
@@ -82,7 +96,7 @@ def get_measurements(
     device: Annotated[str | None, Query(description="only this device")] = None,
     space: Annotated[str | None, Query(description="only this space")] = None,
     run: Annotated[str | None, Query(description="only this run (its uid)")] = None,
-    target: Annotated[Literal["block", "fixed", "config", "model"] | None, Query()] = None,
+    target: Annotated[Target | None, Query(description="only this kind: block, fixed, config or model")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv streams every matching row")] = "json",
     limit: Annotated[int, Query(ge=1, le=10_000, description="rows per JSON page")] = 1000,
     after_id: Annotated[int, Query(ge=0, description="next JSON page: the last id of the previous one")] = 0,

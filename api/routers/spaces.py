@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from api.errors import ERROR_RESPONSES, not_found
 from api.schemas import SpacePublic, SpaceSummary
@@ -31,7 +33,9 @@ async def get_spaces() -> list[dict]:
 
 
 @router.get("/{space}", response_model=SpacePublic, responses=ERROR_RESPONSES)
-async def get_space_detail(space: str) -> dict:
+async def get_space_detail(
+    space: Annotated[str, Path(description="search space name", examples=["fbnet-cifar100"])],
+) -> dict:
     """Layers (shape and candidate blocks), fixed layers, and split points of ``space``."""
     try:
         found = get_space(space)

@@ -1,0 +1,107 @@
+"""``profiler run`` end to end on this CPU into a real SQLite file, with resume, traces, list and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from db import queries, session_scope
+from profiler.cli import app
+
+# Tiny budgets: these tests check what is stored, not how precisely (bench/profile_space.py does that).
+FAST = ["--min-run-time", "0.003", "--max-run-time", "0.006", "--copies", "2", "--warmup", "1", "--no-progress"]
+
+
+def invoke(*args: str) -> dict:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout) if "--json" in args else {}
+
+
+def test_whole_space_then_resume_measures_nothing_new(db_url: str) -> None:
+    summary = invoke("run", "--device", "this-cpu", "--space", "fbnet-cifar100", "--db", db_url, "--json", *FAST)
+    assert summary["measured"] == 22 * 9 + 4 and summary["timed"] == 112 and summary["status"] == "completed"
+    with session_scope(db_url) as session:
+        rows = queries.list_measurements(session, device="this-cpu")
+        run = queries.get_run(session, uid=summary["run_uid"])
+        assert run.status == "completed" and run.finished_at is not None
+        assert run.environment["threads"] == 1 and run.environment["torch"] and run.environment["cpu_model"]
+        assert run.settings["timing"]["clock"] == "thread" and run.environment_key == summary["environment_key"]
+        assert run.device.facts["cpu_model"] == run.environment["cpu_model"]
+        coverage = queries.coverage(session, device="this-cpu")
+    assert coverage == {("fbnet-cifar100", "block"): 198, ("fbnet-cifar100", "fixed"): 4}
+    assert all(r.latency_ms > 0 and r.repeats >= 1 and r.min_ms <= r.latency_ms for r in rows)
+    # Identical ops are timed once and the timing reused: L2..L4 share their shape.
+    by_key = {r.key: r for r in rows}
+    assert by_key["fbnet-cifar100/L3/k3_e3"].latency_ms == by_key["fbnet-cifar100/L2/k3_e3"].latency_ms
+    assert by_key["fbnet-cifar100/L3/k3_e3"].raw["timed_as"] == "fbnet-cifar100/L2/k3_e3"
+
+    again = invoke("run", "--device", "this-cpu", "--db", db_url, "--resume", "--json", *FAST)
+    assert again["status"] == "nothing to measure" and again["measured"] == 0
+    assert again["already_measured"] == 202 and again["run_uid"] is None
+    with session_scope(db_url) as session:
+        assert len(queries.list_measurements(session, device="this-cpu")) == 202
+        assert len(queries.list_runs(session, device="this-cpu")) == 1
+
+
+def test_max_entries_then_resume_completes_with_models_and_configs(db_url: str) -> None:
+    common = ["--device", "dev-a", "--layers", "0,1", "--models", "1", "--sample-configs", "3", "--db", db_url]
+    first = invoke("run", *common, "--max-entries", "10", "--json", *FAST)
+    assert first["measured"] == 10
+    rest = invoke("run", *common, "--resume", "--json", *FAST)
+    assert rest["already_measured"] == 10 and rest["measured"] == 2 * 9 + 4 + 3 + 2 - 10
+    with session_scope(db_url) as session:
+        coverage = queries.coverage(session, device="dev-a")
+        models = queries.list_measurements(session, device="dev-a", target="model")
+    assert coverage[("fbnet-cifar100", "config")] == 3 and coverage[("fbnet-cifar100", "model")] == 2
+    assert sorted(m.config["part"] for m in models) == ["full", "head"]
+    full, head = sorted(models, key=lambda m: m.config["part"])
+    assert head.flops < full.flops and head.latency_ms < full.latency_ms * 1.5
+
+    listing = invoke("list", "--db", db_url, "--json")
+    device = next(d for d in listing["devices"] if d["name"] == "dev-a")
+    (cover,) = device["coverage"]
+    assert cover["blocks"] == 18 and cover["blocks_total"] == 198 and cover["fixed"] == cover["fixed_total"] == 4
+    assert not cover["complete"]
+    assert sorted(r["measurements"] for r in listing["runs"]) == [10, 17]
+    table = CliRunner().invoke(app, ["list", "--db", db_url]).stdout
+    assert "dev-a" in table and "18/198" in table
+
+
+def test_progress_bar_traces_and_export(db_url: str, tmp_path: Path) -> None:
+    traces = tmp_path / "traces"
+    result = CliRunner().invoke(
+        app, ["run", "--layers", "21", "--max-entries", "3", "--db", db_url, "--trace-dir", str(traces),
+              *[a for a in FAST if a != "--no-progress"]],
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 measurements of local-cpu" in result.output
+    runs = sorted(p.name for p in traces.iterdir())
+    assert runs == ["fbnet-cifar100_L21_k3_e1", "fbnet-cifar100_L21_k3_e1_g2", "fbnet-cifar100_stem"]
+    for run in runs:
+        (trace,) = (traces / run).glob("*.pt.trace.json")
+        events = json.loads(trace.read_text())["traceEvents"]
+        assert any(e.get("name", "").startswith("aten::") for e in events)  # operator-level breakdown
+
+    result = CliRunner().invoke(app, ["export", "--db", db_url, "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 3 and {r["device"] for r in rows} == {"local-cpu"}
+    assert all(float(r["latency_ms"]) > 0 and json.loads(r["config"]) == {} for r in rows)
+    target = tmp_path / "out.json"
+    invoke("export", "--db", db_url, "--format", "json", "--target", "block", "--output", str(target))
+    exported = json.loads(target.read_text())
+    assert [r["key"] for r in exported] == ["fbnet-cifar100/L21/k3_e1", "fbnet-cifar100/L21/k3_e1_g2"]
+    assert all(r["op_key"] and r["layer"] == 21 and r["source"] == "measured" for r in exported)
+
+
+def test_bad_options_name_what_is_allowed(db_url: str) -> None:
+    result = CliRunner().invoke(app, ["run", "--space", "nope", "--db", db_url])
+    assert result.exit_code != 0 and "fbnet-cifar100" in result.output
+    result = CliRunner().invoke(app, ["run", "--layers", "30", "--db", db_url])
+    assert result.exit_code != 0 and "0..21" in result.output
+    result = CliRunner().invoke(app, ["run", "--server", "http://127.0.0.1:9", "--db", db_url])
+    assert result.exit_code != 0 and "--token" in result.output
