@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from db import session_scope
+from db import queries, session_scope
 from predictor import fit_predictors
 from predictor.data import load_training_data
 from profiler.runner import BatchWriter, ProfileOptions, profile_device
@@ -49,12 +50,25 @@ def profile(url: str, device: str, *, configs: int, models: int, min_run_time: f
             "relative_iqr_median": summary.relative_iqr_median}
 
 
+def measurement_noise(url: str, device: str) -> dict[str, float]:
+    """Median IQR / median of the stored measurements per target: the floor under any predictor's error."""
+    with session_scope(url) as session:
+        rows = queries.latest_measurements(session, device=device).values()
+        spreads: dict[str, list[float]] = {}
+        for row in rows:
+            if row.iqr_ms is not None and row.latency_ms > 0:
+                spreads.setdefault(row.target, []).append(row.iqr_ms / row.latency_ms)
+    return {target: round(100 * statistics.median(values), 2) for target, values in spreads.items()}
+
+
 def evaluate(url: str, device: str) -> dict[str, Any]:
     with session_scope(url) as session:
         counts = load_training_data(session, device=device, space=SPACE).describe()
         reports = fit_predictors(session, device=device, space=SPACE, kinds=["all"])
-    return {"data": counts, "kinds": {r.kind: {"fit": r.metrics["fit"], "scale": r.metrics["scale"],
-                                               "protocols": r.metrics["protocols"]} for r in reports}}
+    return {"data": counts, "relative_iqr_percent": measurement_noise(url, device),
+            "kinds": {r.kind: {"fit": r.metrics["fit"], "scale": r.metrics["scale"],
+                               "weight_ms_per_mparam": r.metrics["weight_ms_per_mparam"],
+                               "protocols": r.metrics["protocols"]} for r in reports}}
 
 
 def verdict(results: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +85,7 @@ def verdict(results: dict[str, Any]) -> dict[str, Any]:
 def show(results: dict[str, Any]) -> None:
     console = Console(width=160)
     table = Table(title=f"{results['device']} ({SPACE}): held-out accuracy, data {results['data']}")
-    for column in ("kind", "protocol", "n", "MAPE %", "±5 %", "±10 %", "Spearman", "Kendall", "scale"):
+    for column in ("kind", "protocol", "n", "MAPE %", "±5 %", "±10 %", "Spearman", "Kendall", "scale", "ms/Mparam"):
         table.add_column(column, justify="left" if column in ("kind", "protocol") else "right")
     for kind, values in results["kinds"].items():
         for protocol in ("model", "model-raw", "head", "entry", "layer", "config"):
@@ -81,7 +95,7 @@ def show(results: dict[str, Any]) -> None:
             table.add_row(kind, protocol, str(s["n"]), *(f"{s[k]:.2f}" if s.get(k) is not None else "-" for k in
                           ("mape", "within_5", "within_10")),
                           *(f"{s[k]:.4f}" if s.get(k) is not None else "-" for k in ("spearman", "kendall")),
-                          f"{values['scale']:.4f}")
+                          f"{values['scale']:.4f}", f"{values['weight_ms_per_mparam']:.4f}")
     console.print(table)
     flops = results["kinds"].get("flops-linear", {}).get("fit", {})
     if flops:
@@ -90,6 +104,7 @@ def show(results: dict[str, Any]) -> None:
     v = results["verdict"]
     console.print(f"best kind at model level: [bold]{v['best_kind']}[/bold]; targets: "
                   + ", ".join(f"{name} {'PASS' if ok else 'FAIL'}" for name, ok in v["checks"].items()))
+    console.print(f"median IQR/median of the measurements, %: {results['relative_iqr_percent']}")
     console.print(f"load average before/after: {results['load_before']} / {results['load_after']}")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from db import queries, session_scope
 from profiler.runner import BatchWriter, ProfileOptions, RunSummary, profile_device
-from profiler.timing import TimingSettings
+from profiler.settings import TimingSettings
 
 SPACE = "fbnet-cifar100"
 TARGET_WALL_S = 90.0

@@ -78,10 +78,11 @@ class LatencyPredictor(BaseEstimator):
         return self.correction_.apply(summed, mparams) if corrected else summed
 
     def _fit_correction(self, models: Sequence[ModelSample]) -> Correction:
-        archs = [m.arch for m in models]
-        if not archs or not all(self.can_predict([op for op, _ in model_terms(a)]).all() for a in archs):
+        """Fitted on the measured models whose every op this predictor can answer."""
+        models = [m for m in models if self.can_predict([op for op, _ in model_terms(m.arch)]).all()]
+        if not models:
             return Correction()
-        summed, mparams = model_sums(self, archs)
+        summed, mparams = model_sums(self, [m.arch for m in models])
         return fit_correction(self.correction, np.array([m.latency_ms for m in models]), summed, mparams)
 
     @property
@@ -97,22 +98,12 @@ class LatencyPredictor(BaseEstimator):
 
     def set_state(self, state: dict[str, Any]) -> LatencyPredictor:
         for name, value in state.items():
-            setattr(self, name, _from_json(value))
+            setattr(self, name, value)
         return self
 
 
 def _to_json(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, dict) and "__ndarray__" in value:
-        return np.array(value["__ndarray__"], dtype=value["dtype"])
-    return value
+    return value.item() if isinstance(value, np.generic) else value
 
 
 # -- registry -----------------------------------------------------------------------------------------

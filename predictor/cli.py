@@ -14,6 +14,7 @@ from rich.table import Table
 
 from db import queries
 from db.engine import session_scope
+from predictor.data import load_training_data
 from predictor.errors import PredictorError
 from predictor.evaluate import evaluate_kind
 from predictor.facade import expand_kinds, fit_predictors, load_lut, training_data
@@ -55,9 +56,8 @@ def _user_errors() -> Iterator[None]:
 def _devices(session: Any, devices: list[str] | None, space: str) -> list[str]:
     if devices:
         return devices
-    measured = [
-        d.name for d in queries.list_devices(session) if queries.coverage(session, device=d.name).get((space, "block"))
-    ]
+    measured = [d.name for d in queries.list_devices(session)
+                if load_training_data(session, device=d.name, space=space).of_target("block", "fixed")]
     if not measured:
         raise PredictorError(f"no device has measurements in space {space!r}: run `profiler run` or an import first")
     return measured

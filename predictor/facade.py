@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from db import queries
 from db.models import FittedPredictor
 from predictor.base import LatencyPredictor, create_predictor, list_predictors
 from predictor.data import TrainingData, load_training_data
@@ -150,7 +151,8 @@ def lut_from_predictors(
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise UnmeasuredOpError(
             f"{len(missing)} entries of {space.name!r} were never measured on device {primary.device_!r} "
-            f"({shown}): ask for kind 'auto' (falls back to a fitted gbdt or flops-linear) or measure them"
+            f"({shown}): fit a kind that generalizes (`predictor fit --device {primary.device_} --space "
+            f"{space.name} --kind gbdt`) and ask for kind 'auto', or measure them"
         )
     values = np.empty(len(ops))
     values[answerable] = primary.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if ok])
@@ -195,7 +197,12 @@ def load_lut(
         fit_predictors(session, device=device, space=space, kinds=["lookup", "gbdt"], evaluate=False)
         rows = latest_fitted(session, device=device, space=space)
     if not rows:
-        load_fitted(session, device=device, space=space, kind="auto")  # raises, naming what to run
+        if queries.get_device(session, name=device) is None:
+            load_fitted(session, device=device, space=space, kind="lookup")  # raises, listing the known devices
+        raise PredictorNotFoundError(
+            f"no fitted predictor for device {device!r} in space {space!r}: "
+            f"run `predictor fit --device {device} --space {space} --kind all`"
+        )
     primary, fallback = choose_kinds(rows)
     lut = lut_from_predictors(
         load_artifact(primary.artifact), load_artifact(fallback.artifact) if fallback is not None else None

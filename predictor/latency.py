@@ -44,7 +44,9 @@ class DeviceLUT:
     ``table[l, b]`` is NaN where block ``blocks[b]`` is not a candidate at layer ``l``. ``measured``
     marks entries that are measurements rather than predictions, ``iqr`` their spread (NaN where
     predicted). ``scale`` is the model-level correction
-    (measured whole models / summed blocks) applied to every compute segment.
+    (measured whole models / summed blocks) applied to every compute segment. An entry may also hold
+    the time to stream the op's weights inside a network, divided by ``scale`` (predictor.correction,
+    recorded in ``meta["correction"]``): ``scale * table`` is always the op's latency inside a network.
     """
 
     device: str

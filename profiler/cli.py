@@ -12,12 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from db import database_url, get_settings, session_scope
+from profiler.settings import TimingSettings
 
 app = typer.Typer(
     help="Measure every candidate block of a search space on this device and store or upload the results.",
     no_args_is_help=True,
 )
 console = Console(stderr=True)
+TIMING = TimingSettings()  # the defaults
 
 DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SPLITNAS_DATABASE_URL or SQLite)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print a machine-readable summary on stdout")]
@@ -76,13 +78,18 @@ def run(
     layers: Annotated[str | None, typer.Option(help="only these layers, e.g. '0,1' or '0-3' (default: all)")] = None,
     max_entries: Annotated[int | None, typer.Option(min=1, help="measure at most this many entries")] = None,
     resume: Annotated[bool, typer.Option(help="skip entries already measured on this device and environment")] = False,
-    min_run_time: Annotated[float, typer.Option(min=0.001, help="seconds of timing per entry")] = 0.3,
-    max_run_time: Annotated[float, typer.Option(min=0.001, help="seconds per entry while it stays noisy")] = 0.6,
-    threshold: Annotated[float, typer.Option(min=0.0001, help="IQR/median above which an entry is noisy")] = 0.05,
-    warmup: Annotated[int, typer.Option(min=0, help="untimed calls before timing each entry")] = 2,
-    copies: Annotated[int, typer.Option(min=1, help="independent copies an op is timed as (cold weights)")] = 8,
-    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (fixed and recorded)")] = 1,
+    min_run_time: Annotated[float, typer.Option(min=0.001, help="seconds of timing per entry")] = TIMING.min_run_time,
+    max_run_time: Annotated[float, typer.Option(min=0.001, help="seconds per entry while noisy")] = TIMING.max_run_time,
+    threshold: Annotated[float, typer.Option(min=0.0001, help="IQR/median above which an entry is noisy")] = (
+        TIMING.threshold
+    ),
+    warmup: Annotated[int, typer.Option(min=0, help="untimed calls before timing each entry")] = TIMING.warmup,
+    copies: Annotated[int, typer.Option(min=1, help="independent copies an op is timed as")] = TIMING.copies,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (fixed and recorded)")] = TIMING.threads,
     torch_device: Annotated[str, typer.Option(help="torch device to run on: cpu, cuda, cuda:1")] = "cpu",
+    clock: Annotated[
+        str, typer.Option(help="auto, wall or thread (CPU time of the timing thread; one CPU thread only)")
+    ] = "auto",
     trace_dir: Annotated[Path | None, typer.Option(help="also write torch.profiler traces per entry here")] = None,
     cool_below: Annotated[float | None, typer.Option(help="wait before each entry until the CPU is below (C)")] = None,
     cool_timeout: Annotated[float, typer.Option(min=0.0, help="longest wait for --cool-below (s)")] = 600.0,
@@ -98,8 +105,7 @@ def run(
 ) -> None:
     """Measure every block of a space (and its fixed layers, configs, models) on this machine."""
     from profiler.environment import default_device_name
-    from profiler.runner import BatchWriter, ProfileOptions, profile_device
-    from profiler.timing import TimingSettings
+    from profiler.runner import BatchWriter, ProfileOptions, check_torch_device, profile_device
     from profiler.upload import Spool
     from spaces import SpaceError, get_space
 
@@ -107,7 +113,7 @@ def run(
         get_space(space)
         timing = TimingSettings(
             min_run_time=min_run_time, max_run_time=max(max_run_time, min_run_time), threshold=threshold,
-            warmup=warmup, copies=copies, threads=threads, device=torch_device,
+            warmup=warmup, copies=copies, threads=threads, device=torch_device, clock=clock,
         )
         options = ProfileOptions(
             device=device or default_device_name(torch_device), space=space, device_kind=device_kind,
@@ -118,6 +124,7 @@ def run(
         if options.layers is not None:
             for index in options.layers:
                 get_space(space).layer(index)
+        check_torch_device(torch_device)
     except (SpaceError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     uploader = _uploader(server, token, retries, backoff)

@@ -10,13 +10,15 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from db.records import MeasurementRecord, Target
-from profiler.timing import Timing
 from spaces import Architecture, Op, SearchSpace, sample_architecture
 from spaces.blocks import Block, conv_block, mbconv_block
 from spaces.ops import BN_FLOPS_PER_ELEMENT
+
+if TYPE_CHECKING:
+    from profiler.timing import Timing
 
 SAMPLED_KERNELS = (3, 5, 7)
 SAMPLED_EXPANSIONS = tuple(Fraction(1, d) for d in (8, 4, 2)) + tuple(Fraction(e) for e in range(1, 7))
@@ -42,9 +44,10 @@ class Entry:
 
     @property
     def label(self) -> str:
-        return self.key if self.target != "model" else f"{self.space}/model" + (
-            f"@{self.arch.split} head" if self.arch is not None and self.arch.splits else " (full)"
-        )
+        """A short name for the progress bar (architecture strings are long)."""
+        if self.arch is None:
+            return self.key
+        return f"{self.space}/model" + (f"@{self.arch.split} head" if self.arch.splits else " (full)")
 
     @property
     def flops(self) -> int:

@@ -28,7 +28,8 @@ from db.records import MeasurementBatch, MeasurementRecord, RunRecord
 from profiler import environment
 from profiler.environment import ThermalProbe
 from profiler.plan import Entry, build_plan, drop_measured, group_by_timing
-from profiler.timing import Timing, TimingSettings, measure
+from profiler.settings import TimingSettings
+from profiler.timing import Timing, measure
 from profiler.traces import record_trace, trace_name
 from profiler.upload import Spool, Uploader, UploadReport
 from profiler.workloads import Workload, model_workload, op_workload
@@ -129,6 +130,18 @@ def new_run(options: ProfileOptions, env: dict[str, Any]) -> RunRecord:
         environment_key=environment.environment_key(env), settings=options.run_settings(), status="running",
         started_at=utcnow(),
     )
+
+
+def check_torch_device(device: str) -> None:
+    """Raise ValueError unless torch can run on ``device`` here."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"invalid torch device {device!r}: {exc}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"torch device {device!r} asked for, but torch sees no CUDA device on this machine")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"torch device {device!r}: only cpu and cuda devices are supported")
 
 
 def workload_for(entry: Entry, settings: TimingSettings) -> Workload:

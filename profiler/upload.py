@@ -21,7 +21,7 @@ from db.records import MeasurementBatch
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-REJECT_STATUSES = frozenset({400, 422})
+REJECT_STATUSES = frozenset({400, 409, 413, 422})
 
 
 class UploadError(RuntimeError):
@@ -135,9 +135,9 @@ class Uploader:
     def flush(self, spool: Spool, *, retries: int | None = None) -> UploadReport:
         """Send every spooled batch, oldest first, deleting each once acknowledged.
 
-        A batch the server declares invalid (400, 422) is moved to ``rejected/``; any other failure
-        stops the flush (later batches may update the same run, so order is kept), and what is left
-        stays in the spool for the next flush.
+        A batch the server refuses for its content (400, 409, 413, 422) is moved to ``rejected/``; any
+        other failure stops the flush (later batches may update the same run, so order is kept), and
+        what is left stays in the spool for the next flush.
         """
         report = UploadReport()
         for path in spool.pending():

@@ -80,8 +80,10 @@ def test_lookup_lut_refuses_unmeasured_entries_and_points_to_auto(fitted_db):
 def test_no_predictor_or_no_measurement_says_what_to_run(db_url):
     ingest(db_url, "pi", synthetic_records(configs=10, models=4))
     with session_scope(db_url) as session:
-        with pytest.raises(PredictorNotFoundError, match="predictor fit --device pi --space fbnet-cifar100"):
+        with pytest.raises(PredictorNotFoundError, match="predictor fit --device pi --space fbnet-cifar100 --kind all"):
             load_lut(session, device="pi", space=SPACE)
+        with pytest.raises(PredictorNotFoundError, match=r"unknown device 'jetson' \(known devices: pi\)"):
+            load_lut(session, device="jetson", space=SPACE)
         with pytest.raises(PredictorNotFoundError, match="profiler run --device pi --space mbconv-cifar100"):
             fit_predictors(session, device="pi", space="mbconv-cifar100", kinds=["lookup"])
         with pytest.raises(PredictorNotFoundError, match="unknown predictor kind 'cnn'"):

@@ -99,9 +99,13 @@ def test_progress_bar_traces_and_export(db_url: str, tmp_path: Path) -> None:
 
 
 def test_bad_options_name_what_is_allowed(db_url: str) -> None:
-    result = CliRunner().invoke(app, ["run", "--space", "nope", "--db", db_url])
-    assert result.exit_code != 0 and "fbnet-cifar100" in result.output
-    result = CliRunner().invoke(app, ["run", "--layers", "30", "--db", db_url])
-    assert result.exit_code != 0 and "0..21" in result.output
-    result = CliRunner().invoke(app, ["run", "--server", "http://127.0.0.1:9", "--db", db_url])
-    assert result.exit_code != 0 and "--token" in result.output
+    for args, message in [
+        (["--space", "nope"], "allowed: fbnet-cifar100"),
+        (["--layers", "30"], "allowed layers are 0..21"),
+        (["--server", "http://127.0.0.1:9"], "--server needs --token"),
+        (["--torch-device", "mps"], "only cpu and cuda devices are supported"),
+        (["--clock", "sundial"], "allowed: auto, wall, thread"),
+    ]:
+        result = CliRunner().invoke(app, ["run", *args, "--db", db_url])
+        text = " ".join(result.output.replace("│", " ").split())  # the error box wraps lines
+        assert result.exit_code == 2 and message in text, (args, text)

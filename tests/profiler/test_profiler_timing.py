@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from profiler.timing import TimingSettings, measure
+from profiler.settings import TimingSettings
+from profiler.timing import measure
 from profiler.workloads import model_workload, op_workload
 from spaces import Architecture, get_space
 
