@@ -101,8 +101,14 @@ class GradientSearch:
 
 
 def _cycle(ctx: SearchContext, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of ``split`` epoch after epoch (the architecture steps outlast one pass over validation)."""
     while True:
-        yield from ctx.batches(split)  # type: ignore[arg-type]
+        empty = True
+        for batch in ctx.batches(split):  # type: ignore[arg-type]
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError(f"the {split!r} split of {ctx.data.name!r} holds no images")
 
 
 @register_method("gradient")
@@ -169,6 +175,7 @@ def gradient(ctx: SearchContext) -> SearchResult:
         arch.blocks, ks[0], accuracy, accuracy, convergence,
         extra={
             "splits": list(ks),
+            "loss_rate": 0.0,
             "expected_ms": final["expected_ms"],
             "latency_loss": loss.name,
             "latency_weight": loss.weight,

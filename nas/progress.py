@@ -103,7 +103,8 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
             continue
         met = "green" if result["meets_t_th"] else "red"
         table.add_row(
-            *row, str(result["split"]), f"[{met}]{result['latency']['total_ms']:.2f}[/]", f"{config['t_th']:g}",
+            *row, ",".join(map(str, result.get("splits", [result["split"]]))),  # a topology's jobs: every split
+            f"[{met}]{result['latency']['total_ms']:.2f}[/]", f"{config['t_th']:g}",
             f"{result['accuracy_at_loss']:.3f}", f"{result['accuracy_clean']:.3f}", f"{result['wall_time_s']:.0f}",
             f"{100 * result['latency_share']:.3f}",
         )

@@ -224,9 +224,6 @@ class Topology:
             )
         return BRANCHES_KEY, next(iter(spans.values()))
 
-    def with_assignment(self, splits: Sequence[int]) -> Topology:
-        return replace(self, assignment={"splits": [int(k) for k in splits]})
-
     def assignment_table(self, splits: Sequence[int], n_layers: int) -> list[dict[str, Any]]:
         """Which layers each stage runs: ``[{"devices": [...], "layers": [first, last] or None}, ...]``."""
         bounds = [0, *splits, n_layers]

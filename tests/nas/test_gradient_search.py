@@ -11,7 +11,7 @@ from nas.gradient import GradientSearch
 from nas.latency_losses import create_latency_loss
 from nas.topology import completion_latency, parse_topology, topology_luts
 from tests.utils.synthetic_luts import synthetic_lut
-from tests.utils.topologies import CHAIN
+from tests.utils.topologies import CHAIN, MESH
 
 torch.set_num_threads(1)
 SPACE = "mbconv-cifar100"
@@ -92,3 +92,21 @@ def test_searched_split_points_move_to_faster_assignments(parts) -> None:
     assert len(splits) == 2 and splits[0] < splits[1]
     top = search.split_distribution(3)
     assert [t["splits"] for t in top][0] == list(splits) and top[0]["p"] >= top[1]["p"]
+
+
+def test_a_mesh_with_searched_split_points(parts) -> None:
+    _, _, _, supernet = parts
+    topology = parse_topology(MESH)
+    seeds = {name: i for i, name in enumerate(sorted({d.device for d in topology.devices}))}
+    luts = topology_luts(topology, lambda d: synthetic_lut(SPACE, d, seed=seeds[d]))
+    expected = ExpectedLatency(supernet.space, topology, luts)
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=0.01)
+    search = GradientSearch(supernet, expected, create_latency_loss("hinge", 1.0), splits=None,
+                            weight_optimizer=optimizer, arch_lr=0.2, seed=1)
+    assert len(expected.tuples) == 1540  # ue | root | branches | merge: 3 increasing split points of 22
+    start = search.expected_ms().item()
+    search.arch_step(*batch(0))
+    assert search.expected_ms().item() < start
+    blocks, splits = search.answer()
+    arch = supernet.architecture(blocks).with_splits(*splits)
+    assert completion_latency(arch, topology, luts).critical_branch in ("e1", "e2")
