@@ -126,6 +126,9 @@ def search(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML/JSON file of settings (flags win)")] = None,
     output: Annotated[Path | None, typer.Option(help="job JSON file (default: <data dir>/jobs/<uid>.json)")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="SPLITNAS_TOKEN", help="bearer token, when the service requires one to read")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress output")] = False,
     db: DbOption = None,
 ) -> None:
@@ -133,7 +136,7 @@ def search(
     from db import get_settings
     from nas.data import DataError
     from nas.jobs import run_search, write_job
-    from nas.latency_client import LatencySourceError
+    from nas.latency_client import LatencyClient, LatencySourceError
     from nas.progress import RichProgress, print_summary
     from predictor import PredictorError
     from spaces import SpaceError
@@ -166,8 +169,11 @@ def search(
     settings = build_config(config, overrides)
     progress = None if quiet else RichProgress(console)
     try:
-        with progress or nullcontext():
-            job = run_search(settings, db_url=db, callback=progress)
+        with (
+            LatencyClient(settings.predictor_url, db_url=db, predictor=settings.predictor, token=token) as client,
+            progress or nullcontext(),
+        ):
+            job = run_search(settings, db_url=db, client=client, callback=progress)
     except (LatencySourceError, DataError, SpaceError, PredictorError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

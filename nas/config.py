@@ -48,7 +48,7 @@ class SearchConfig(BaseModel):
     T_th = 30 ms) and the reference NASC settings (30 / 90 / 300 epochs, lambda_x = lambda_theta = 2,
     dropout set {0, ..., 0.5}, training dropout 0.5, eps_loss = eps_lat = 1). DESIGN.md gives no
     optimizer settings; the defaults are those of ASNG-NAS for the supernet (SGD, lr 0.025, Nesterov
-    momentum 0.9, weight decay 3e-4, cosine) and a common CIFAR recipe for re-training.
+    momentum 0.9, weight decay 3e-4, cosine), also for re-training with weight decay 5e-4.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,7 +75,7 @@ class SearchConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     split_eval_batches: int = Field(4, ge=1, description="validation batches scoring each split (HWNAS)")
     supernet_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    retrain_optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=0.05, weight_decay=5e-4))
+    retrain_optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(weight_decay=5e-4))
     supernet_cache: str | None = Field(
         None, description="file of the pre-trained supernet: loaded (stage 1 skipped) when it exists with the "
         "same stage-1 settings, written after stage 1 otherwise",

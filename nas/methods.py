@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,9 +56,23 @@ class SearchContext:
     callback: SearchCallback = field(default_factory=SearchCallback)
 
     def __post_init__(self) -> None:
-        seed = self.config.seed
-        self.batch_generator = torch.Generator().manual_seed(seed)
-        self.loss_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.batch_generator = torch.Generator()
+        self.loss_generator = torch.Generator(device=self.device)
+        self._seed("start")
+
+    def begin_stage(self, stage: str, epochs: int, steps_per_epoch: int) -> None:
+        """Seed the batch order and packet-loss masks from (seed, stage), then tell the callback.
+
+        So a stage's randomness does not depend on the stages before it: a search that loads a cached
+        pre-trained supernet runs exactly as one that pre-trained it.
+        """
+        self._seed(stage)
+        self.callback.on_stage(stage, epochs, steps_per_epoch)
+
+    def _seed(self, stage: str) -> None:
+        seed = zlib.crc32(f"{self.config.seed}/{stage}".encode())
+        self.batch_generator.manual_seed(seed)
+        self.loss_generator.manual_seed(seed + 1)
 
     def steps(self, split: Split) -> int:
         """Steps in one epoch over ``split`` (capped by ``steps_per_epoch``)."""

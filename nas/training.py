@@ -44,7 +44,7 @@ def pretrain_supernet(ctx: SearchContext, supernet: Supernet, *, search_splits: 
     categories = supernet.categories + ([n_layers + 1] if search_splits else [])
     sampler = RandomSearch(categories, seed=config.seed)
     steps = ctx.steps("train")
-    ctx.callback.on_stage("pretrain", config.pretrain_epochs, steps)
+    ctx.begin_stage("pretrain", config.pretrain_epochs, steps)
     optimizer, scheduler = make_optimizer(supernet.parameters(), config.supernet_optimizer,
                                           config.pretrain_epochs * steps)
     supernet.train()
@@ -156,7 +156,7 @@ def update_distribution(
     """
     config = ctx.config
     steps = ctx.steps("val")
-    ctx.callback.on_stage("search", config.search_epochs, steps)
+    ctx.begin_stage("search", config.search_epochs, steps)
     supernet.train()
     for epoch in range(config.search_epochs):
         values = []
@@ -201,12 +201,12 @@ def choose_split(ctx: SearchContext, supernet: Supernet, blocks: np.ndarray) -> 
     splits = np.arange(n_layers + 1)
     latency = ctx.latency.split(np.repeat(blocks[None], len(splits), axis=0), splits)["total_ms"]
     penalty = config.eps_lat * np.maximum(0.0, latency - config.t_th)
+    ctx.begin_stage("split", 1, len(splits))
     batches = []
     for batch in ctx.batches("val"):
         batches.append(batch)
         if len(batches) == config.split_eval_batches:
             break
-    ctx.callback.on_stage("split", 1, len(splits))
     supernet.train()
     scores: dict[int, float] = {}
     best, best_split = np.inf, int(np.argmin(penalty))
@@ -247,7 +247,7 @@ def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> tuple[flo
     torch.manual_seed(config.seed)
     network = SplitNetwork(arch, ctx.data.num_classes).to(ctx.device)
     steps = ctx.steps("train")
-    ctx.callback.on_stage("retrain", config.retrain_epochs, steps)
+    ctx.begin_stage("retrain", config.retrain_epochs, steps)
     optimizer, scheduler = make_optimizer(network.parameters(), config.retrain_optimizer,
                                           config.retrain_epochs * steps)
     for epoch in range(config.retrain_epochs):

@@ -1,0 +1,371 @@
+"""The main job end to end: profile, (import), fit, serve, search, report.
+
+Each step runs the project's own command in a subprocess (the same commands a user would type), so the
+pipeline exercises exactly what the README documents and a failing step stops with its own message.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from db import database_url, session_scope
+from db import queries
+from predictor import load_lut
+from predictor.errors import PredictorError
+from predictor.latency import Link, architecture_latency, split_latency
+from spaces import Architecture, get_space
+
+REFERENCE_HEAD, REFERENCE_TAIL = "raspi4", "edgegpu"
+
+
+class PipelineError(RuntimeError):
+    """A step of the pipeline cannot run; the message says what to change."""
+
+
+@dataclass
+class PipelineConfig:
+    """What the pipeline does; the defaults are the README's demo (about 10 minutes on 2 cores)."""
+
+    report_dir: Path = Path("reports/demo")
+    db: str | None = None
+    device: str = "local-cpu"
+    space: str = "fbnet-cifar100"
+    models: int = 24
+    min_run_time: float = 0.3
+    hwnasbench: Path | None = None
+    port: int = 8765
+    bandwidth_mbps: float | None = None  # default: 8 Mbit/s with HW-NAS-Bench, 2 Mbit/s on the local CPU alone
+    t_th: float | None = None  # default: 30 ms with HW-NAS-Bench, else derived from the local table
+    epochs: str = "3,6,4"
+    steps_per_epoch: int = 8
+    batch_size: int = 64
+    data_limit: int = 1000
+    seed: int = 0
+    methods: Sequence[str] = ("nasc", "hwnas")
+    extra_search_args: Sequence[str] = field(default_factory=tuple)
+
+
+def command(name: str) -> str:
+    """Path of one of the project's console scripts, next to the running interpreter."""
+    path = Path(sys.executable).parent / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise PipelineError(f"command {name!r} not found: install splitnas (bash scripts/setup.sh)")
+    return found
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_preconditions(config: PipelineConfig) -> None:
+    """Fail before any work when the port is taken, the data path is wrong or the report dir is unusable."""
+    if not port_is_free(config.port):
+        raise PipelineError(
+            f"port {config.port} on 127.0.0.1 is in use: stop what listens there or choose another with --port"
+        )
+    if config.hwnasbench is not None:
+        path = Path(config.hwnasbench)
+        if not path.exists():
+            raise PipelineError(f"HW-NAS-Bench path {path} does not exist (HWNASBENCH / --hwnasbench)")
+        if not any(path.glob("*.pickle")) and not path.is_file() and not (path / "lut_npy").is_dir():
+            raise PipelineError(
+                f"HW-NAS-Bench path {path} holds neither hwnasbench_fbnet_lut.pickle nor a lut_npy directory"
+            )
+    get_space(config.space)
+    try:
+        config.report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PipelineError(f"cannot create the report directory {config.report_dir}: {exc}") from None
+
+
+class Pipeline:
+    """Runs the steps in order and collects what the report shows."""
+
+    def __init__(self, config: PipelineConfig, console: Console | None = None) -> None:
+        self.config = config
+        self.console = console or Console()
+        self.db = database_url(config.db)
+        self.env = {**os.environ, "SPLITNAS_DATABASE_URL": self.db, "PYTHONUNBUFFERED": "1"}
+        self.jobs: list[dict[str, Any]] = []
+
+    # -- steps -----------------------------------------------------------------------------------
+    def run(self) -> Path:
+        check_preconditions(self.config)
+        started = time.perf_counter()
+        self.step("1/7 profile this CPU", self.profile)
+        if self.config.hwnasbench is not None:
+            self.step("2/7 import HW-NAS-Bench", self.import_hwnasbench)
+        else:
+            self.console.print("[dim]2/7 HW-NAS-Bench not given (HWNASBENCH=...): the local CPU is head and tail[/]")
+        self.step("3/7 fit and evaluate predictors", self.fit_predictors)
+        with self.service() as url:
+            self.step("4/7 search (NASC and HWNAS) against the service", lambda: self.search(url))
+        index = self.step("5/7 write the report", self.write_report)
+        minutes = (time.perf_counter() - started) / 60
+        self.console.print(f"[bold green]done in {minutes:.1f} min[/]: open {index.resolve()}")
+        return index
+
+    def step(self, title: str, action: Any) -> Any:
+        self.console.rule(f"[bold]{title}")
+        return action()
+
+    def call(self, *args: str) -> str:
+        """Run a project command; its output streams to the terminal, a failure stops the pipeline."""
+        self.console.print(f"[dim]$ {' '.join(args)}[/]")
+        result = subprocess.run(args, env=self.env, stdout=subprocess.PIPE, text=True)
+        if result.stdout:
+            self.console.print(result.stdout, end="", markup=False, highlight=False)
+        if result.returncode != 0:
+            raise PipelineError(f"step failed (exit {result.returncode}): {' '.join(args)}")
+        return result.stdout
+
+    def profile(self) -> None:
+        c = self.config
+        self.call(
+            command("profiler"), "run", "--device", c.device, "--space", c.space, "--models", str(c.models),
+            "--min-run-time", str(c.min_run_time), "--seed", str(c.seed), "--resume", "--db", self.db,
+        )
+
+    def import_hwnasbench(self) -> None:
+        self.call(command("profiler"), "import-hwnasbench", str(self.config.hwnasbench), "--db", self.db)
+
+    @property
+    def devices(self) -> list[str]:
+        if self.config.hwnasbench is not None:
+            return [self.config.device, REFERENCE_HEAD, REFERENCE_TAIL]
+        return [self.config.device]
+
+    def fit_predictors(self) -> None:
+        args = [command("predictor"), "fit", "--kind", "all", "--space", self.config.space, "--db", self.db]
+        for device in self.devices:
+            args += ["--device", device]
+        self.call(*args)
+
+    def service(self) -> _Service:
+        return _Service(self, self.config.port)
+
+    def search_setup(self) -> tuple[str, str, float, float]:
+        """Head device, tail device, link rate and T_th of the demo search."""
+        c = self.config
+        if c.hwnasbench is not None:
+            return REFERENCE_HEAD, REFERENCE_TAIL, c.bandwidth_mbps or 8.0, c.t_th or 30.0
+        bandwidth = c.bandwidth_mbps or 2.0
+        if c.t_th is not None:
+            return c.device, c.device, bandwidth, c.t_th
+        # A constraint that binds: the median split latency of random architectures on this machine.
+        import random
+
+        from spaces import sample_architecture
+
+        with session_scope(self.db) as session:
+            lut = load_lut(session, device=c.device, space=c.space)
+        rng = random.Random(c.seed)
+        link = Link(bandwidth)
+        totals = sorted(
+            split_latency(sample_architecture(c.space, rng, splits=1), lut, lut, link).total_ms for _ in range(200)
+        )
+        return c.device, c.device, bandwidth, round(totals[len(totals) // 2], 1)
+
+    def search(self, url: str) -> None:
+        c = self.config
+        head, tail, bandwidth, t_th = self.search_setup()
+        self.console.print(f"scenario: head {head}, tail {tail}, {bandwidth:g} Mbit/s, T_th {t_th:g} ms")
+        jobs_dir = c.report_dir / "jobs"
+        for method in c.methods:
+            output = jobs_dir / f"{method}.json"
+            self.call(
+                command("nas"), "search", "--method", method, "--space", c.space, "--head-device", head,
+                "--tail-device", tail, "--bandwidth-mbps", str(bandwidth), "--bits", "32", "--loss", "0.2",
+                "--t-th", str(t_th), "--predictor-url", url, "--data", "digits", "--data-limit", str(c.data_limit),
+                "--epochs", c.epochs, "--steps-per-epoch", str(c.steps_per_epoch), "--batch-size", str(c.batch_size),
+                "--seed", str(c.seed), "--supernet-cache", str(c.report_dir / "supernet.pt"),
+                "--output", str(output), "--db", self.db, *c.extra_search_args,
+            )
+            self.jobs.append(json.loads(output.read_text()))
+
+    # -- report ----------------------------------------------------------------------------------
+    def write_report(self) -> Path:
+        from nas.plots import plot_accuracy_latency, plot_convergence
+        from predictor.plots import plot_lut_heatmap, plot_predicted_vs_measured
+
+        out = self.config.report_dir
+        figures: list[tuple[str, str]] = []
+        predictor_rows: list[dict[str, Any]] = []
+        with session_scope(self.db) as session:
+            for device in self.devices:
+                lut = load_lut(session, device=device, space=self.config.space)
+                path = plot_lut_heatmap(lut, out / f"lut_{device}.png")
+                figures.append((f"Latency table of {device} ({lut.predictor})", path.name))
+                predictor_rows += _predictor_rows(session, device, self.config.space)
+            scatter = _model_predictions(session, self.config.device, self.config.space)
+        if scatter["measured"]:
+            path = plot_predicted_vs_measured(
+                scatter["measured"], scatter["predicted"], out / "predicted_vs_measured.png",
+                title=f"{self.config.device}: whole models and heads measured in the profiling run",
+            )
+            figures.append(("Predicted vs measured latency of whole architectures and heads", path.name))
+        for job in self.jobs:
+            path = plot_convergence(job, out / f"convergence_{job['method']}.png")
+            figures.append((f"Convergence of the {job['method']} search", path.name))
+        if self.jobs:
+            path = plot_accuracy_latency(self.jobs, out / "accuracy_vs_latency.png")
+            figures.append(("Accuracy vs latency of the searched architectures", path.name))
+        index = out / "index.html"
+        index.write_text(render_index(self.config, predictor_rows, self.jobs, figures))
+        (out / "summary.json").write_text(json.dumps({"predictors": predictor_rows, "jobs": self.jobs}, indent=2))
+        return index
+
+
+class _Service:
+    """``splitnas-api serve`` in the background for the duration of a ``with`` block."""
+
+    def __init__(self, pipeline: Pipeline, port: int) -> None:
+        self.pipeline, self.port = pipeline, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        console = self.pipeline.console
+        console.rule("[bold]service: splitnas-api on 127.0.0.1")
+        log = open(self.pipeline.config.report_dir / "service.log", "wb")  # noqa: SIM115 (closed in __exit__)
+        self.log = log
+        self.process = subprocess.Popen(
+            [command("splitnas-api"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+             "--db", self.pipeline.db],
+            env=self.pipeline.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PipelineError(f"the service exited with {self.process.returncode}; see {log.name}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    console.print(f"service healthy at {self.url}")
+                    return self.url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.__exit__(None, None, None)
+        raise PipelineError(f"the service did not become healthy within 60 s; see {log.name}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.pipeline.console.print("service stopped")
+        self.log.close()
+
+
+def _predictor_rows(session: Any, device: str, space: str) -> list[dict[str, Any]]:
+    rows = []
+    for row in sorted(queries.latest_predictors(session, device=device, space=space), key=lambda r: r.kind):
+        fit = row.metrics.get("fit", {})
+        protocols = row.metrics.get("protocols", {})
+        best = protocols.get("model") or protocols.get("arch-sum") or protocols.get("entry") or {}
+        rows.append({
+            "device": device, "kind": row.kind, "version": row.version,
+            "pi_gflops": fit.get("pi_gflops"), "r2": fit.get("r2"),
+            "protocol": next((p for p in ("model", "arch-sum", "entry") if protocols.get(p)), None),
+            "mape": best.get("mape"), "within_10": best.get("within_10"), "spearman": best.get("spearman"),
+        })
+    return rows
+
+
+def _model_predictions(session: Any, device: str, space_name: str) -> dict[str, Any]:
+    """Measured whole-model and head latencies with each fitted kind's prediction of them."""
+    space = get_space(space_name)
+    rows = queries.latest_measurements(session, device=device, space=space_name, target="model")
+    measured = [row.latency_ms for row in rows.values()]
+    archs = [Architecture.parse(row.key.split("/", 1)[1], space) for row in rows.values()]
+    predicted: dict[str, list[float]] = {}
+    link = Link(1.0)
+    for fitted in queries.latest_predictors(session, device=device, space=space_name):
+        try:
+            lut = load_lut(session, device=device, space=space_name, kind=fitted.kind)
+        except PredictorError:
+            continue
+        predicted[fitted.kind] = [
+            split_latency(a, lut, lut, link).segments[0].compute_ms if a.splits else architecture_latency(a, lut)
+            for a in archs
+        ]
+    return {"measured": measured, "predicted": predicted}
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return html.escape(str(value))
+
+
+def render_index(
+    config: PipelineConfig, predictors: list[dict[str, Any]], jobs: list[dict[str, Any]],
+    figures: list[tuple[str, str]],
+) -> str:
+    """The report page: key figures as tables, then every plot."""
+    predictor_table = "".join(
+        f"<tr><td>{_fmt(r['device'])}</td><td>{_fmt(r['kind'])}</td><td>{_fmt(r['pi_gflops'])}</td>"
+        f"<td>{_fmt(r['r2'])}</td><td>{_fmt(r['protocol'])}</td><td>{_fmt(r['mape'])}</td>"
+        f"<td>{_fmt(r['within_10'])}</td><td>{_fmt(r['spearman'])}</td></tr>"
+        for r in predictors
+    )
+    job_rows = []
+    for job in jobs:
+        result, latency = job.get("result", {}), job.get("result", {}).get("latency", {})
+        job_rows.append(
+            f"<tr><td>{_fmt(job['method'])}</td><td><code>{_fmt(result.get('architecture'))}</code></td>"
+            f"<td>{_fmt(result.get('split'))}</td><td>{_fmt(latency.get('total_ms'))}</td>"
+            f"<td>{_fmt(latency.get('head_ms'))}</td><td>{_fmt(latency.get('comm_ms'))}</td>"
+            f"<td>{_fmt(latency.get('tail_ms'))}</td><td>{_fmt(result.get('payload_bytes'))}</td>"
+            f"<td>{_fmt(job['config'].get('t_th'))}</td><td>{_fmt(result.get('accuracy_at_loss'))}</td></tr>"
+        )
+    images = "".join(
+        f'<figure><img src="{html.escape(name)}" alt="{html.escape(title)}"><figcaption>{html.escape(title)}'
+        "</figcaption></figure>"
+        for title, name in figures
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>splitnas report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; }}
+table {{ border-collapse: collapse; margin-bottom: 2em; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
+th {{ background: #f0f0f0; }} code {{ font-size: 0.8em; word-break: break-all; }}
+figure {{ display: inline-block; margin: 1em; vertical-align: top; }} img {{ max-width: 560px; }}
+</style></head><body>
+<h1>splitnas: {html.escape(config.space)} on {html.escape(config.device)}</h1>
+<h2>Predictors</h2>
+<table><tr><th>device</th><th>kind</th><th>Pi (GFLOPS)</th><th>R&sup2;</th><th>held-out protocol</th>
+<th>MAPE</th><th>within &plusmn;10 %</th><th>Spearman</th></tr>{predictor_table}</table>
+<h2>Searched architectures</h2>
+<table><tr><th>method</th><th>architecture</th><th>split</th><th>total ms</th><th>head ms</th><th>link ms</th>
+<th>tail ms</th><th>payload bytes</th><th>T_th ms</th><th>accuracy at loss</th></tr>{''.join(job_rows)}</table>
+<h2>Figures</h2>{images}
+</body></html>
+"""
