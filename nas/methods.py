@@ -79,10 +79,10 @@ class SearchContext:
         n = -(-self.data.size(split) // self.config.batch_size)
         return min(n, self.config.steps_per_epoch or n)
 
-    def batches(self, split: Split, *, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, split: Split) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled batches of ``split`` on the search device, capped by ``steps_per_epoch``."""
         batches = self.data.batches(
-            split, self.config.batch_size, shuffle=shuffle, generator=self.batch_generator, device=self.device
+            split, self.config.batch_size, shuffle=True, generator=self.batch_generator, device=self.device
         )
         for step, batch in enumerate(batches):
             if step >= self.steps(split):
