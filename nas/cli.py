@@ -215,3 +215,44 @@ def report(
               for job in done if any(r.get("stage") == "search" and "convergence" in r for r in job["history"])]
     for path in paths:
         console.print(f"wrote {path}")
+
+
+@app.command()
+def pipeline(
+    report_dir: Annotated[Path, typer.Option(help="where the report (index.html and PNGs) goes")] = Path(
+        "reports/demo"
+    ),
+    device: Annotated[str, typer.Option(help="name this machine's CPU is stored under")] = "local-cpu",
+    space: Annotated[str, typer.Option(help="search space to profile and search")] = "fbnet-cifar100",
+    models: Annotated[int, typer.Option(min=0, help="whole architectures (and heads) to measure")] = 24,
+    min_run_time: Annotated[float, typer.Option(min=0.001, help="seconds of timing per measured entry")] = 0.3,
+    hwnasbench: Annotated[
+        Path | None,
+        typer.Option(envvar="HWNASBENCH", help="HW-NAS-Bench data: adds raspi4 (head) and edgegpu (tail) devices"),
+    ] = None,
+    port: Annotated[int, typer.Option(help="port of the service on 127.0.0.1 during the search")] = 8765,
+    bandwidth_mbps: Annotated[
+        float | None, typer.Option(help="link rate (default: 8 with HW-NAS-Bench, else 2 Mbit/s)")
+    ] = None,
+    t_th: Annotated[float | None, typer.Option(help="latency threshold in ms (default: 30, or derived)")] = None,
+    epochs: Annotated[str, typer.Option(help="PRETRAIN,SEARCH,RETRAIN epochs of each search")] = "3,6,4",
+    steps_per_epoch: Annotated[int, typer.Option(min=1, help="cap on the steps of every epoch")] = 8,
+    seed: Annotated[int, typer.Option(help="seed of sampling, weights and searchers")] = 0,
+    db: DbOption = None,
+) -> None:
+    """The main job end to end: profile this CPU, fit predictors, serve them, search, write a report.
+
+    Safe to run again: measured entries are reused (--resume), the pre-trained supernet is cached.
+    """
+    from nas.pipeline import Pipeline, PipelineConfig, PipelineError
+
+    config = PipelineConfig(
+        report_dir=report_dir, db=db, device=device, space=space, models=models, min_run_time=min_run_time,
+        hwnasbench=hwnasbench, port=port, bandwidth_mbps=bandwidth_mbps, t_th=t_th, epochs=epochs,
+        steps_per_epoch=steps_per_epoch, seed=seed,
+    )
+    try:
+        Pipeline(config, console=Console()).run()
+    except PipelineError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None

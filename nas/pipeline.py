@@ -22,11 +22,10 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from db import database_url, session_scope
-from db import queries
+from db import database_url, queries, session_scope
 from predictor import load_lut
 from predictor.errors import PredictorError
-from predictor.latency import Link, architecture_latency, split_latency
+from predictor.latency import DeviceLUT, Link, architecture_latency, split_latency
 from spaces import Architecture, get_space
 
 REFERENCE_HEAD, REFERENCE_TAIL = "raspi4", "edgegpu"
@@ -72,6 +71,7 @@ def command(name: str) -> str:
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
         try:
             sock.bind((host, port))
         except OSError:
@@ -114,15 +114,15 @@ class Pipeline:
     def run(self) -> Path:
         check_preconditions(self.config)
         started = time.perf_counter()
-        self.step("1/7 profile this CPU", self.profile)
+        self.step("profile this CPU", self.profile)
         if self.config.hwnasbench is not None:
-            self.step("2/7 import HW-NAS-Bench", self.import_hwnasbench)
+            self.step("import HW-NAS-Bench", self.import_hwnasbench)
         else:
-            self.console.print("[dim]2/7 HW-NAS-Bench not given (HWNASBENCH=...): the local CPU is head and tail[/]")
-        self.step("3/7 fit and evaluate predictors", self.fit_predictors)
+            self.console.print("[dim]HW-NAS-Bench not given (HWNASBENCH=...): the local CPU is head and tail[/]")
+        self.step("fit and evaluate predictors", self.fit_predictors)
         with self.service() as url:
-            self.step("4/7 search (NASC and HWNAS) against the service", lambda: self.search(url))
-        index = self.step("5/7 write the report", self.write_report)
+            self.step("search (NASC and HWNAS) against the service", lambda: self.search(url))
+        index = self.step("write the report", self.write_report)
         minutes = (time.perf_counter() - started) / 60
         self.console.print(f"[bold green]done in {minutes:.1f} min[/]: open {index.resolve()}")
         return index
@@ -131,15 +131,12 @@ class Pipeline:
         self.console.rule(f"[bold]{title}")
         return action()
 
-    def call(self, *args: str) -> str:
+    def call(self, *args: str) -> None:
         """Run a project command; its output streams to the terminal, a failure stops the pipeline."""
-        self.console.print(f"[dim]$ {' '.join(args)}[/]")
-        result = subprocess.run(args, env=self.env, stdout=subprocess.PIPE, text=True)
-        if result.stdout:
-            self.console.print(result.stdout, end="", markup=False, highlight=False)
+        self.console.print(f"[dim]$ {' '.join(args)}[/]", soft_wrap=True)
+        result = subprocess.run(args, env=self.env)
         if result.returncode != 0:
             raise PipelineError(f"step failed (exit {result.returncode}): {' '.join(args)}")
-        return result.stdout
 
     def profile(self) -> None:
         c = self.config
@@ -200,7 +197,7 @@ class Pipeline:
                 "--tail-device", tail, "--bandwidth-mbps", str(bandwidth), "--bits", "32", "--loss", "0.2",
                 "--t-th", str(t_th), "--predictor-url", url, "--data", "digits", "--data-limit", str(c.data_limit),
                 "--epochs", c.epochs, "--steps-per-epoch", str(c.steps_per_epoch), "--batch-size", str(c.batch_size),
-                "--seed", str(c.seed), "--supernet-cache", str(c.report_dir / "supernet.pt"),
+                "--seed", str(c.seed), "--supernet-cache", str(c.report_dir / f"supernet_{method}.pt"),
                 "--output", str(output), "--db", self.db, *c.extra_search_args,
             )
             self.jobs.append(json.loads(output.read_text()))
@@ -215,7 +212,7 @@ class Pipeline:
         predictor_rows: list[dict[str, Any]] = []
         with session_scope(self.db) as session:
             for device in self.devices:
-                lut = load_lut(session, device=device, space=self.config.space)
+                lut = _measured_lut(session, device, self.config.space)
                 path = plot_lut_heatmap(lut, out / f"lut_{device}.png")
                 figures.append((f"Latency table of {device} ({lut.predictor})", path.name))
                 predictor_rows += _predictor_rows(session, device, self.config.space)
@@ -223,7 +220,7 @@ class Pipeline:
         if scatter["measured"]:
             path = plot_predicted_vs_measured(
                 scatter["measured"], scatter["predicted"], out / "predicted_vs_measured.png",
-                title=f"{self.config.device}: whole models and heads measured in the profiling run",
+                title=f"{self.config.device}: measured models and heads",
             )
             figures.append(("Predicted vs measured latency of whole architectures and heads", path.name))
         for job in self.jobs:
@@ -280,6 +277,14 @@ class _Service:
                 self.process.wait()
             self.pipeline.console.print("service stopped")
         self.log.close()
+
+
+def _measured_lut(session: Any, device: str, space: str) -> DeviceLUT:
+    """The device's table as measured (lookup, gaps filled by the best other kind) for the heat map."""
+    try:
+        return load_lut(session, device=device, space=space, kind="lookup")
+    except PredictorError:
+        return load_lut(session, device=device, space=space)
 
 
 def _predictor_rows(session: Any, device: str, space: str) -> list[dict[str, Any]]:

@@ -1,0 +1,87 @@
+"""The README's main job, reduced to tiny budgets, end to end with the real service on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from db import queries, session_scope
+from nas.pipeline import Pipeline, PipelineConfig, PipelineError, port_is_free
+from tests.utils.ports import free_port
+
+
+def tiny_config(tmp_path: Path, **overrides: object) -> PipelineConfig:
+    settings = dict(
+        report_dir=tmp_path / "report", db=f"sqlite:///{tmp_path / 'pipeline.db'}", models=2, min_run_time=0.01,
+        port=free_port(), epochs="1,1,1", steps_per_epoch=1, batch_size=16, data_limit=64,
+    )
+    settings.update(overrides)
+    return PipelineConfig(**settings)  # type: ignore[arg-type]
+
+
+def measurement_count(url: str) -> int:
+    with session_scope(url) as session:
+        return len(queries.list_measurements(session, device="local-cpu"))
+
+
+def test_pipeline_runs_end_to_end_and_twice(tmp_path: Path, hwnasbench_dir: Path) -> None:
+    config = tiny_config(tmp_path, hwnasbench=hwnasbench_dir)
+    index = Pipeline(config, console=Console(width=120)).run()
+
+    page = index.read_text()
+    for name in ("lut_local-cpu.png", "lut_raspi4.png", "lut_edgegpu.png", "predicted_vs_measured.png",
+                 "convergence_nasc.png", "convergence_hwnas.png", "accuracy_vs_latency.png"):
+        assert (config.report_dir / name).stat().st_size > 0
+        assert name in page
+    summary = json.loads((config.report_dir / "summary.json").read_text())
+    assert {job["method"] for job in summary["jobs"]} == {"nasc", "hwnas"}
+    for job in summary["jobs"]:
+        assert job["status"] == "completed"
+        assert job["result"]["latency"]["head_device"] == "raspi4"
+        assert job["result"]["latency"]["tail_device"] == "edgegpu"
+        assert job["config"]["t_th"] == 30.0
+        assert job["result"]["architecture"] in page
+    assert {row["device"] for row in summary["predictors"]} == {"local-cpu", "raspi4", "edgegpu"}
+    with session_scope(config.db) as session:
+        assert len(queries.list_jobs(session)) == 2
+    assert port_is_free(config.port), "the service must be stopped at the end"
+
+    measured = measurement_count(config.db)
+    Pipeline(config, console=Console(width=120)).run()
+    assert measurement_count(config.db) == measured, "a second run reuses what was measured"
+    with session_scope(config.db) as session:
+        assert len(queries.list_jobs(session)) == 4
+
+
+def test_pipeline_refuses_a_port_in_use_before_any_work(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        config = tiny_config(tmp_path, port=sock.getsockname()[1])
+        with pytest.raises(PipelineError, match=f"port {config.port} on 127.0.0.1 is in use"):
+            Pipeline(config).run()
+    assert not (tmp_path / "pipeline.db").exists()
+
+
+def test_pipeline_refuses_a_bad_hwnasbench_path(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, hwnasbench=tmp_path / "missing")
+    with pytest.raises(PipelineError, match="HW-NAS-Bench path .*missing does not exist"):
+        Pipeline(config).run()
+    (tmp_path / "empty").mkdir()
+    config = tiny_config(tmp_path, hwnasbench=tmp_path / "empty")
+    with pytest.raises(PipelineError, match="holds neither"):
+        Pipeline(config).run()
+    assert not (tmp_path / "pipeline.db").exists()
+
+
+def test_pipeline_without_hwnasbench_uses_the_local_cpu_as_head_and_tail(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, methods=("nasc",))
+    Pipeline(config, console=Console(width=120)).run()
+    job = json.loads((config.report_dir / "summary.json").read_text())["jobs"][0]
+    assert job["result"]["latency"]["head_device"] == job["result"]["latency"]["tail_device"] == "local-cpu"
+    assert job["config"]["bandwidth_mbps"] == 2.0
+    assert job["config"]["t_th"] > 0
