@@ -42,7 +42,7 @@ def profile(url: str, device: str, *, configs: int, models: int, min_run_time: f
     """Measure what the file lacks (``resume``): blocks, fixed layers, configs, models and heads."""
     options = ProfileOptions(
         device=device, space=SPACE, models=models, sample_configs=configs, resume=True,
-        timing=TimingSettings(min_run_time=min_run_time, max_run_time=2 * min_run_time),
+        timing=TimingSettings(min_run_time=min_run_time, max_run_time=max(TimingSettings.max_run_time, min_run_time)),
     )
     started = time.perf_counter()
     summary = profile_device(options, BatchWriter(url), progress=True)

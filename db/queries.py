@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from db.models import ApiToken, Device, FittedPredictor, Measurement, ProfilingRun, SearchJob, utcnow
@@ -120,6 +120,25 @@ def measured_keys(session: Session, *, device: str, environment_key: str) -> set
     return set(session.scalars(query))
 
 
+def _measurements_where(
+    query: Select[Any], *, device: str | None, space: str | None, target: str | None, run_uid: str | None
+) -> Select[Any]:
+    """``query`` over measurements joined to their device and run, with the given filters."""
+    # explicit ON clauses: ProfilingRun also joins to Device, which would match every run of the device
+    query = query.join(Device, Device.id == Measurement.device_id).join(
+        ProfilingRun, ProfilingRun.id == Measurement.run_id
+    )
+    if device:
+        query = query.where(Device.name == device)
+    if space:
+        query = query.where(Measurement.space == space)
+    if target:
+        query = query.where(Measurement.target == target)
+    if run_uid:
+        query = query.where(ProfilingRun.uid == run_uid)
+    return query.order_by(Measurement.id)
+
+
 def list_measurements(
     session: Session,
     *,
@@ -130,16 +149,7 @@ def list_measurements(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[Measurement]:
-    query = select(Measurement).join(Device, Device.id == Measurement.device_id).order_by(Measurement.id)
-    if device:
-        query = query.where(Device.name == device)
-    if space:
-        query = query.where(Measurement.space == space)
-    if target:
-        query = query.where(Measurement.target == target)
-    if run_uid:
-        # An explicit ON clause: ProfilingRun also joins to Device, which would match every run of the device.
-        query = query.join(ProfilingRun, ProfilingRun.id == Measurement.run_id).where(ProfilingRun.uid == run_uid)
+    query = _measurements_where(select(Measurement), device=device, space=space, target=target, run_uid=run_uid)
     return list(session.scalars(query.offset(offset).limit(limit)))
 
 
@@ -294,21 +304,10 @@ def measurement_rows(
     after_id: int = 0,
 ) -> list[tuple[Measurement, str, str]]:
     """(measurement, device name, run uid) rows in id order, after ``after_id`` (keyset paging)."""
-    query = (
-        select(Measurement, Device.name, ProfilingRun.uid)
-        .join(Device, Device.id == Measurement.device_id)
-        .join(ProfilingRun, ProfilingRun.id == Measurement.run_id)
-        .where(Measurement.id > after_id)
-        .order_by(Measurement.id)
+    query = _measurements_where(
+        select(Measurement, Device.name, ProfilingRun.uid).where(Measurement.id > after_id),
+        device=device, space=space, target=target, run_uid=run_uid,
     )
-    if device:
-        query = query.where(Device.name == device)
-    if space:
-        query = query.where(Measurement.space == space)
-    if target:
-        query = query.where(Measurement.target == target)
-    if run_uid:
-        query = query.where(ProfilingRun.uid == run_uid)
     return [tuple(row) for row in session.execute(query.limit(limit))]
 
 

@@ -84,10 +84,19 @@ class MeasurementRecord(BaseModel):
                 if self.layer is None or self.block is None:
                     raise ValueError("layer and block are required for target 'block'")
                 space.block(self.block, space.layer(self.layer).index)
+                expected = f"{self.space}/L{self.layer}/{self.block}"
+                if self.key != expected:
+                    raise ValueError(f"key {self.key!r} must be {expected!r} for this space, layer and block")
             elif self.target == "fixed":
-                space.fixed(self.key.rsplit("/", 1)[-1])
+                prefix, _, name = self.key.rpartition("/")
+                if prefix != self.space:
+                    raise ValueError(f"key {self.key!r} must be '{self.space}/<fixed layer name>'")
+                space.fixed(name)
             elif self.target == "model":
-                spaces.Architecture.parse(self.key.split("/", 1)[-1], space)
+                prefix, _, arch = self.key.partition("/")
+                if prefix != self.space:
+                    raise ValueError(f"key {self.key!r} must be '{self.space}/<architecture>'")
+                spaces.Architecture.parse(arch, space)
         return self
 
 

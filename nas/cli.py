@@ -226,6 +226,7 @@ def pipeline(
     space: Annotated[str, typer.Option(help="search space to profile and search")] = "fbnet-cifar100",
     models: Annotated[int, typer.Option(min=0, help="whole architectures (and heads) to measure")] = 24,
     min_run_time: Annotated[float, typer.Option(min=0.001, help="seconds of timing per measured entry")] = 0.3,
+    max_run_time: Annotated[float, typer.Option(min=0.001, help="seconds per entry while it stays noisy")] = 1.5,
     hwnasbench: Annotated[
         Path | None,
         typer.Option(envvar="HWNASBENCH", help="HW-NAS-Bench data: adds raspi4 (head) and edgegpu (tail) devices"),
@@ -248,8 +249,8 @@ def pipeline(
 
     config = PipelineConfig(
         report_dir=report_dir, db=db, device=device, space=space, models=models, min_run_time=min_run_time,
-        hwnasbench=hwnasbench, port=port, bandwidth_mbps=bandwidth_mbps, t_th=t_th, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, seed=seed,
+        max_run_time=max_run_time, hwnasbench=hwnasbench, port=port, bandwidth_mbps=bandwidth_mbps, t_th=t_th,
+        epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed,
     )
     try:
         Pipeline(config, console=Console()).run()

@@ -45,6 +45,7 @@ class PipelineConfig:
     space: str = "fbnet-cifar100"
     models: int = 24
     min_run_time: float = 0.3
+    max_run_time: float = 1.5
     hwnasbench: Path | None = None
     port: int = 8765
     bandwidth_mbps: float | None = None  # default: 8 Mbit/s with HW-NAS-Bench, 2 Mbit/s on the local CPU alone
@@ -142,7 +143,8 @@ class Pipeline:
         c = self.config
         self.call(
             command("profiler"), "run", "--device", c.device, "--space", c.space, "--models", str(c.models),
-            "--min-run-time", str(c.min_run_time), "--seed", str(c.seed), "--resume", "--db", self.db,
+            "--min-run-time", str(c.min_run_time), "--max-run-time", str(max(c.max_run_time, c.min_run_time)),
+            "--seed", str(c.seed), "--resume", "--db", self.db,
         )
 
     def import_hwnasbench(self) -> None:
@@ -292,11 +294,13 @@ def _predictor_rows(session: Any, device: str, space: str) -> list[dict[str, Any
     for row in sorted(queries.latest_predictors(session, device=device, space=space), key=lambda r: r.kind):
         fit = row.metrics.get("fit", {})
         protocols = row.metrics.get("protocols", {})
-        best = protocols.get("model") or protocols.get("arch-sum") or protocols.get("entry") or {}
+        # the most telling held-out protocol that has data: whole models, else summed tables, else entries
+        protocol = next((p for p in ("model", "arch-sum", "entry") if (protocols.get(p) or {}).get("n")), None)
+        best = protocols.get(protocol, {}) if protocol else {}
         rows.append({
             "device": device, "kind": row.kind, "version": row.version,
             "pi_gflops": fit.get("pi_gflops"), "r2": fit.get("r2"),
-            "protocol": next((p for p in ("model", "arch-sum", "entry") if protocols.get(p)), None),
+            "protocol": protocol,
             "mape": best.get("mape"), "within_10": best.get("within_10"), "spearman": best.get("spearman"),
         })
     return rows

@@ -16,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from predictor.plots import save_figure  # noqa: E402
+
 
 def completed(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [job for job in jobs if job.get("status") == "completed" and job.get("result")]
@@ -39,7 +41,7 @@ def plot_accuracy_latency(jobs: Sequence[dict[str, Any]], path: Path) -> Path:
     if done:
         ax.legend()
     ax.grid(alpha=0.3)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_convergence(job: dict[str, Any], path: Path) -> Path:
@@ -57,13 +59,4 @@ def plot_convergence(job: dict[str, Any], path: Path) -> Path:
     other.set_ylabel("mean objective J", color="tab:orange")
     ax.set_title(f"{job['method']} {job['uid'][:8]}: distribution update")
     ax.grid(alpha=0.3)
-    return save(fig, path)
-
-
-def save(fig: plt.Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

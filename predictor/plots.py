@@ -31,7 +31,7 @@ def plot_lut_heatmap(lut: DeviceLUT, path: Path) -> Path:
     ax.set_ylabel("layer")
     ax.set_title(f"{lut.device} on {lut.space}: latency per block (ms; * predicted)\npredictor {lut.predictor}")
     fig.colorbar(image, ax=ax, label="ms")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_predicted_vs_measured(
@@ -51,10 +51,11 @@ def plot_predicted_vs_measured(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG (creating its directory) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -24,7 +24,7 @@ class TimingSettings:
     """
 
     min_run_time: float = 0.3
-    max_run_time: float = 0.6
+    max_run_time: float = 1.5
     threshold: float = 0.05
     block_time: float = 0.025
     warmup: int = 2

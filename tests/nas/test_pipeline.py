@@ -17,6 +17,7 @@ from tests.utils.ports import free_port
 def tiny_config(tmp_path: Path, **overrides: object) -> PipelineConfig:
     settings = dict(
         report_dir=tmp_path / "report", db=f"sqlite:///{tmp_path / 'pipeline.db'}", models=2, min_run_time=0.01,
+        max_run_time=0.02,
         port=free_port(), epochs="1,1,1", steps_per_epoch=1, batch_size=16, data_limit=64,
     )
     settings.update(overrides)
