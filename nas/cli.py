@@ -236,8 +236,8 @@ def pipeline(
         float | None, typer.Option(help="link rate (default: 8 with HW-NAS-Bench, else 2 Mbit/s)")
     ] = None,
     t_th: Annotated[float | None, typer.Option(help="latency threshold in ms (default: 30, or derived)")] = None,
-    epochs: Annotated[str, typer.Option(help="PRETRAIN,SEARCH,RETRAIN epochs of each search")] = "3,6,4",
-    steps_per_epoch: Annotated[int, typer.Option(min=1, help="cap on the steps of every epoch")] = 8,
+    epochs: Annotated[str, typer.Option(help="PRETRAIN,SEARCH,RETRAIN epochs of each search")] = "2,6,4",
+    steps_per_epoch: Annotated[int, typer.Option(min=1, help="cap on the steps of every epoch")] = 25,
     seed: Annotated[int, typer.Option(help="seed of sampling, weights and searchers")] = 0,
     db: DbOption = None,
 ) -> None:

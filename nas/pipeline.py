@@ -50,9 +50,9 @@ class PipelineConfig:
     port: int = 8765
     bandwidth_mbps: float | None = None  # default: 8 Mbit/s with HW-NAS-Bench, 2 Mbit/s on the local CPU alone
     t_th: float | None = None  # default: 30 ms with HW-NAS-Bench, else derived from the local table
-    epochs: str = "3,6,4"
-    steps_per_epoch: int = 8
-    batch_size: int = 64
+    epochs: str = "2,6,4"  # the budget of bench/nasc_reference.py: ~1 minute per search on 2 cores
+    steps_per_epoch: int = 25
+    batch_size: int = 8
     data_limit: int = 1000
     seed: int = 0
     methods: Sequence[str] = ("nasc", "hwnas")
@@ -192,6 +192,9 @@ class Pipeline:
         head, tail, bandwidth, t_th = self.search_setup()
         self.console.print(f"scenario: head {head}, tail {tail}, {bandwidth:g} Mbit/s, T_th {t_th:g} ms")
         jobs_dir = c.report_dir / "jobs"
+        # one pre-trained supernet per method and pre-training budget: a second run reuses it
+        cache_dir = c.report_dir / "supernets"
+        budget = f"e{c.epochs.replace(',', '-')}_s{c.steps_per_epoch}_b{c.batch_size}_n{c.data_limit}_seed{c.seed}"
         for method in c.methods:
             output = jobs_dir / f"{method}.json"
             self.call(
@@ -199,7 +202,7 @@ class Pipeline:
                 "--tail-device", tail, "--bandwidth-mbps", str(bandwidth), "--bits", "32", "--loss", "0.2",
                 "--t-th", str(t_th), "--predictor-url", url, "--data", "digits", "--data-limit", str(c.data_limit),
                 "--epochs", c.epochs, "--steps-per-epoch", str(c.steps_per_epoch), "--batch-size", str(c.batch_size),
-                "--seed", str(c.seed), "--supernet-cache", str(c.report_dir / f"supernet_{method}.pt"),
+                "--seed", str(c.seed), "--supernet-cache", str(cache_dir / f"{method}_{budget}.pt"),
                 "--output", str(output), "--db", self.db, *c.extra_search_args,
             )
             self.jobs.append(json.loads(output.read_text()))
