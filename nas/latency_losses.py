@@ -8,9 +8,10 @@ depend on the architecture parameters; it is the weight optimizer's decay (``2 *
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
+
+from spaces.registry import registrar
 
 
 class LatencyLoss:
@@ -36,17 +37,7 @@ class LatencyLoss:
 LATENCY_LOSSES: dict[str, type[LatencyLoss]] = {}
 
 
-def register_latency_loss(name: str) -> Callable[[type[LatencyLoss]], type[LatencyLoss]]:
-    """Class decorator registering a loss form under ``name``; refuses duplicate names."""
-
-    def register(cls: type[LatencyLoss]) -> type[LatencyLoss]:
-        if name in LATENCY_LOSSES:
-            raise ValueError(f"latency loss {name!r} is already registered")
-        cls.name = name
-        LATENCY_LOSSES[name] = cls
-        return cls
-
-    return register
+register_latency_loss = registrar(LATENCY_LOSSES, "latency loss", attribute="name")
 
 
 def create_latency_loss(name: str, target_ms: float, weight: float | None = None) -> LatencyLoss:

@@ -13,6 +13,7 @@ import torch
 from nas.config import SearchConfig
 from nas.data import ImageData, Split
 from nas.latency import SplitLatencyModel
+from spaces.registry import registrar
 
 
 class SearchCallback:
@@ -106,16 +107,8 @@ Method = Callable[[SearchContext], SearchResult]
 METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str) -> Callable[[Method], Method]:
-    """Decorator registering a search method (what ``nas search --method`` runs); refuses duplicates."""
-
-    def register(method: Method) -> Method:
-        if name in METHODS:
-            raise ValueError(f"search method {name!r} is already registered")
-        METHODS[name] = method
-        return method
-
-    return register
+# what ``nas search --method`` runs, one decorator line per method
+register_method = registrar(METHODS, "search method")
 
 
 def get_method(name: str) -> Method:

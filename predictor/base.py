@@ -8,7 +8,7 @@ correction learned from measured architectures (``scale_``, ``weight_ms_per_mpar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +18,7 @@ from predictor.correction import CORRECTIONS, Correction, fit_correction, model_
 from predictor.data import ModelSample, TrainingData
 from predictor.errors import NotFittedError, PredictorError
 from spaces import Architecture, Op
+from spaces.registry import registrar
 
 
 class LatencyPredictor(BaseEstimator):
@@ -111,17 +112,7 @@ def _to_json(value: Any) -> Any:
 PREDICTORS: dict[str, type[LatencyPredictor]] = {}
 
 
-def register_predictor(name: str) -> Callable[[type[LatencyPredictor]], type[LatencyPredictor]]:
-    """Class decorator registering a predictor kind under ``name``; refuses duplicate names."""
-
-    def register(cls: type[LatencyPredictor]) -> type[LatencyPredictor]:
-        if name in PREDICTORS:
-            raise ValueError(f"predictor kind {name!r} is already registered ({PREDICTORS[name].__name__})")
-        cls.kind = name
-        PREDICTORS[name] = cls
-        return cls
-
-    return register
+register_predictor = registrar(PREDICTORS, "predictor kind", attribute="kind")
 
 
 def list_predictors() -> list[str]:

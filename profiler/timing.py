@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -9,9 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils import benchmark
 
-from profiler.settings import TimingSettings
+# torch.utils.benchmark imports cpp_extension, which warns on every start that no CUDA toolkit is installed
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
+
+from profiler.settings import TimingSettings  # noqa: E402
 
 
 @dataclass(frozen=True)

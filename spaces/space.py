@@ -10,6 +10,7 @@ from functools import cached_property
 from spaces.blocks import Block, parse_block_name
 from spaces.errors import InvalidBlockError, InvalidLayerError, UnknownSpaceError
 from spaces.ops import Activation, Op
+from spaces.registry import registrar
 
 
 @dataclass(frozen=True)
@@ -121,16 +122,7 @@ class SearchSpace:
 SPACES: dict[str, Callable[[], SearchSpace]] = {}
 
 
-def register_space(name: str) -> Callable[[Callable[[], SearchSpace]], Callable[[], SearchSpace]]:
-    """Decorator registering a space factory under ``name``; refuses duplicate names."""
-
-    def register(factory: Callable[[], SearchSpace]) -> Callable[[], SearchSpace]:
-        if name in SPACES:
-            raise ValueError(f"search space {name!r} is already registered")
-        SPACES[name] = factory
-        return factory
-
-    return register
+register_space = registrar(SPACES, "search space")
 
 
 _CACHE: dict[str, SearchSpace] = {}

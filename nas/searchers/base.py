@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from spaces.registry import registrar
 
 
 class Searcher:
@@ -76,17 +78,7 @@ class BestSeen:
 SEARCHERS: dict[str, type[Searcher]] = {}
 
 
-def register_searcher(name: str) -> Callable[[type[Searcher]], type[Searcher]]:
-    """Class decorator registering a searcher under ``name``; refuses duplicate names."""
-
-    def register(cls: type[Searcher]) -> type[Searcher]:
-        if name in SEARCHERS:
-            raise ValueError(f"searcher {name!r} is already registered")
-        cls.name = name
-        SEARCHERS[name] = cls
-        return cls
-
-    return register
+register_searcher = registrar(SEARCHERS, "searcher", attribute="name")
 
 
 def create_searcher(name: str, categories: Sequence[int], *, seed: int | None = None, **options: Any) -> Searcher:
