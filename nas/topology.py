@@ -351,6 +351,14 @@ def parse_topology(data: Any, *, source: str = "<topology>") -> Topology:
     return topology
 
 
+def _refuse_unknown_keys(
+    entry: dict[Any, Any], allowed: set[str], where: str, fail: Callable[[str, str], TopologyError]
+) -> None:
+    unknown = sorted(set(map(str, entry)) - allowed)
+    if unknown:
+        raise fail(f"{where}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
 def _parse_devices(value: Any, fail: Callable[[str, str], TopologyError]) -> list[DeviceSpec]:
     if not isinstance(value, list) or not value:
         raise fail("devices", "expected a non-empty list of {name, device} entries")
@@ -361,9 +369,7 @@ def _parse_devices(value: Any, fail: Callable[[str, str], TopologyError]) -> lis
             entry = {"name": entry}
         if not isinstance(entry, dict):
             raise fail(where, f"expected a mapping like {{name: ue, device: raspi4}}, got {entry!r}")
-        unknown = sorted(set(map(str, entry)) - _DEVICE_KEYS)
-        if unknown:
-            raise fail(f"{where}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(_DEVICE_KEYS))}")
+        _refuse_unknown_keys(entry, _DEVICE_KEYS, where, fail)
         name = entry.get("name")
         if not isinstance(name, str) or not name or name == BRANCHES_KEY:
             raise fail(f"{where}.name", f"expected a device name (not {BRANCHES_KEY!r}), got {name!r}")
@@ -389,9 +395,7 @@ def _parse_links(
         where = f"links[{i}]"
         if not isinstance(entry, dict):
             raise fail(where, f"expected a mapping like {{from: ue, to: sbs, bandwidth_mbps: 25}}, got {entry!r}")
-        unknown = sorted(set(map(str, entry)) - _LINK_KEYS)
-        if unknown:
-            raise fail(f"{where}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(_LINK_KEYS))}")
+        _refuse_unknown_keys(entry, _LINK_KEYS, where, fail)
         for key in ("from", "to", "bandwidth_mbps"):
             if key not in entry:
                 raise fail(f"{where}.{key}", "missing")
@@ -423,9 +427,7 @@ def _parse_branches(
             entry = {"device": entry}
         if not isinstance(entry, dict):
             raise fail(where, f"expected a device name or {{device, share}}, got {entry!r}")
-        unknown = sorted(set(map(str, entry)) - _BRANCH_KEYS)
-        if unknown:
-            raise fail(f"{where}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(_BRANCH_KEYS))}")
+        _refuse_unknown_keys(entry, _BRANCH_KEYS, where, fail)
         names.append(known(entry.get("device"), f"{where}.device"))
         share = entry.get("share")
         if share is not None and not (_is_number(share) and 0 < share <= 1):

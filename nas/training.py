@@ -36,6 +36,18 @@ def make_optimizer(
     return optimizer, scheduler
 
 
+def descend(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None
+) -> float:
+    """One gradient step on ``loss`` (and one scheduler step); returns the loss value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.item()
+
+
 def pretrain_supernet(ctx: SearchContext, supernet: Supernet, *, search_splits: bool, drop: float) -> None:
     """Stage 1: each step trains the mean loss of ``lambda_x`` uniformly sampled paths (and split points)
     with dropout ``drop`` at the split."""
@@ -57,12 +69,7 @@ def pretrain_supernet(ctx: SearchContext, supernet: Supernet, *, search_splits: 
                 logits = supernet(x, blocks, n_layers if split is None else split, drop,
                                   generator=ctx.loss_generator, scale=config.scale_dropout)
                 loss = loss + F.cross_entropy(logits, y) / config.lambda_x
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            losses.append(loss.item())
+            losses.append(descend(loss, optimizer, scheduler))
             ctx.callback.on_step("pretrain")
         ctx.callback.on_epoch({"stage": "pretrain", "epoch": epoch + 1, "loss": float(np.mean(losses))})
 
@@ -255,12 +262,7 @@ def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> tuple[flo
         losses = []
         for x, y in ctx.batches("train"):
             loss = F.cross_entropy(network(x, drop, generator=ctx.loss_generator, scale=config.scale_dropout), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            losses.append(loss.item())
+            losses.append(descend(loss, optimizer, scheduler))
             ctx.callback.on_step("retrain")
         ctx.callback.on_epoch({"stage": "retrain", "epoch": epoch + 1, "loss": float(np.mean(losses)),
                                "arch": arch.encode()})
