@@ -72,7 +72,7 @@ class ExpectedLatency:
                 payloads.append(op.payload)
                 columns.append((layer.index, block.name))
         table = np.empty((len(self.device_names), len(columns)))
-        prefix, suffix = [], []
+        prefix, suffix, calls = [], [], []
         for d, name in enumerate(self.device_names):
             lut = luts[name]
             if lut.space != space.name:
@@ -87,6 +87,7 @@ class ExpectedLatency:
                 table[d, c] = lut.scale * value
             prefix.append(lut.scale * lut.prefix_ms)
             suffix.append(lut.scale * lut.suffix_ms)
+            calls.append(lut.call_ms)
         f64 = torch.float64
         self.layer_of = torch.tensor(layer_of, dtype=torch.long)
         self.table = torch.tensor(table, dtype=f64)
@@ -94,6 +95,7 @@ class ExpectedLatency:
         self.payload = torch.tensor(payloads, dtype=f64)
         self.prefix_ms = torch.tensor(prefix, dtype=f64)
         self.suffix_ms = torch.tensor(suffix, dtype=f64)
+        self.call_ms = torch.tensor(calls, dtype=f64)  # once per part a device runs
         self.prefix_payload = float(space.prefix[-1].op.payload)
         self._tuples: torch.Tensor | None = None
 
@@ -142,7 +144,7 @@ class ExpectedLatency:
                 value = value - back[d, e]
             if s > 0:
                 value = value + back[d, a]
-            value = share * value
+            value = share * value + self.call_ms[d]
             if s == 0:
                 value = value + self.prefix_ms[d]
             if s == last:

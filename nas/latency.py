@@ -57,7 +57,7 @@ class SplitLatencyModel:
         lut = self.head if on == "head" else self.tail
         columns = self._lut_columns(blocks)
         layers = lut.table[np.arange(columns.shape[1])[None, :], columns].sum(axis=1)
-        out = lut.scale * (lut.prefix_ms + layers + lut.suffix_ms)
+        out = lut.scale * (lut.prefix_ms + layers + lut.suffix_ms) + lut.call_ms
         self._compute_seconds += time.perf_counter() - start
         self.queries += len(columns)
         return out

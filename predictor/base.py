@@ -3,7 +3,8 @@
 A predictor is fitted on one device's ``TrainingData``: per-op latencies (blocks of the space, fixed
 layers, sampled configurations) and, when measured, whole architectures and heads. It predicts the
 latency of any op it can (``predict_ops``) and of architectures by summation, with the model-level
-correction learned from measured architectures (``scale_``, ``weight_ms_per_mparam_``; predictor.correction).
+correction learned from measured architectures (``scale_``, ``weight_ms_per_mparam_``, ``call_ms_``;
+predictor.correction).
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ class LatencyPredictor(BaseEstimator):
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
         self.device_, self.space_ = data.device, data.space
-        self.scale_, self.weight_ms_per_mparam_ = 1.0, 0.0
+        self.scale_, self.weight_ms_per_mparam_, self.call_ms_ = 1.0, 0.0, 0.0
         self._fit_ops(data)
         self.n_ops_, self.n_models_ = len(data.ops), len(data.models)
         correction = self._fit_correction(data.models)
         self.scale_, self.weight_ms_per_mparam_ = correction.scale, correction.ms_per_mparam
+        self.call_ms_ = correction.ms_per_call
         return self
 
     def check_fitted(self) -> None:
@@ -89,7 +91,8 @@ class LatencyPredictor(BaseEstimator):
     @property
     def correction_(self) -> Correction:
         self.check_fitted()
-        return Correction(self.scale_, self.weight_ms_per_mparam_)
+        # predictors stored before the call term existed have none
+        return Correction(self.scale_, self.weight_ms_per_mparam_, getattr(self, "call_ms_", 0.0))
 
     # -- persistence --------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

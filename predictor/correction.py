@@ -4,10 +4,13 @@ Ops timed alone run with warm caches; inside a network their weights arrive cold
 default ``weights-linear`` correction models a network's latency as
 
     T = scale * sum of the ops' predicted latencies + ms_per_mparam * (millions of weights it runs)
+        + ms_per_call
 
 fitted on measured architectures and heads by non-negative least squares on relative errors; the
 weight term is the time to stream the weights, which is why heads (few, small weights) need less
-correction than whole networks (the 1x1 head conv and the classifier hold most weights).
+correction than whole networks (the 1x1 head conv and the classifier hold most weights), and the
+call term is what one call of a network costs besides its ops (with cold caches: torch's dispatcher
+and the module tree come back from memory; a network of the stem alone takes twice the stem's time).
 ``median-ratio`` is the plain median of measured / predicted; ``none`` leaves predictions as timed.
 """
 
@@ -27,18 +30,19 @@ if TYPE_CHECKING:
     from predictor.base import LatencyPredictor
 
 CORRECTIONS = ("weights-linear", "median-ratio", "none")
-MIN_MODELS_FOR_LINEAR = 8  # below this, a two-parameter fit follows the noise: use the median ratio
+MIN_MODELS_FOR_LINEAR = 8  # below this, a three-parameter fit follows the noise: use the median ratio
 
 
 @dataclass(frozen=True)
 class Correction:
-    """T_network = scale * T_summed + ms_per_mparam * weights (in millions)."""
+    """T_network = scale * T_summed + ms_per_mparam * weights (in millions) + ms_per_call."""
 
     scale: float = 1.0
     ms_per_mparam: float = 0.0
+    ms_per_call: float = 0.0
 
     def apply(self, summed_ms: np.ndarray, mparams: np.ndarray) -> np.ndarray:
-        return self.scale * summed_ms + self.ms_per_mparam * mparams
+        return self.scale * summed_ms + self.ms_per_mparam * mparams + self.ms_per_call
 
     def op_ms(self, op: Op, predicted_ms: float) -> float:
         """An op's latency inside a network, divided by ``scale`` (what a DeviceLUT entry holds)."""
@@ -60,11 +64,11 @@ def fit_correction(method: str, measured: np.ndarray, summed_ms: np.ndarray, mpa
         return Correction()
     if method == "median-ratio" or ok.sum() < MIN_MODELS_FOR_LINEAR:
         return Correction(median_ratio(measured[ok], summed_ms[ok]))
-    design = np.column_stack([summed_ms[ok], mparams[ok]]) / measured[ok, None]
-    (scale, ms_per_mparam), _ = nnls(design, np.ones(int(ok.sum())))
+    design = np.column_stack([summed_ms[ok], mparams[ok], np.ones(int(ok.sum()))]) / measured[ok, None]
+    (scale, ms_per_mparam, ms_per_call), _ = nnls(design, np.ones(int(ok.sum())))
     if scale <= 0:
         return Correction(median_ratio(measured[ok], summed_ms[ok]))
-    return Correction(float(scale), float(ms_per_mparam))
+    return Correction(float(scale), float(ms_per_mparam), float(ms_per_call))
 
 
 # -- architectures as weighted sums of ops ----------------------------------------------------------

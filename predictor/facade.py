@@ -81,7 +81,8 @@ def fit_predictors(
         hyper = (params or {}).get(kind, {})
         predictor = create_predictor(kind, **hyper).fit(data)
         metrics: dict[str, Any] = {"fit": predictor.fit_summary(), "scale": predictor.scale_,
-                                   "weight_ms_per_mparam": predictor.weight_ms_per_mparam_}
+                                   "weight_ms_per_mparam": predictor.weight_ms_per_mparam_,
+                                   "call_ms": predictor.call_ms_}
         if evaluate:
             scores = evaluate_kind(kind, data, seed=seed, params=hyper)
             metrics["protocols"] = {name: s.to_dict() for name, s in scores.items()}
@@ -138,7 +139,8 @@ def lut_from_predictors(
 
     An entry is the op's predicted (or measured) latency plus, with the ``weights-linear`` correction,
     the time to stream its weights inside a network divided by ``scale``: ``scale * table`` is the op's
-    latency inside a network, which is what every consumer of a DeviceLUT sums.
+    latency inside a network, which is what every consumer of a DeviceLUT sums (plus ``call_ms`` once
+    per network part a device runs).
     """
     space = get_space(primary.space_)
     blocks = tuple(b.name for b in space.blocks)
@@ -173,9 +175,10 @@ def lut_from_predictors(
     name = primary.kind if answerable.all() else f"{primary.kind}+{fallback.kind}"
     return DeviceLUT(
         device=primary.device_, space=space.name, blocks=blocks, table=table, fixed=fixed, measured=measured,
-        iqr=iqr, predictor=name, scale=correction.scale,
+        iqr=iqr, predictor=name, scale=correction.scale, call_ms=correction.ms_per_call,
         meta={**(meta or {}), "correction": {"method": primary.correction, "scale": correction.scale,
-                                             "weight_ms_per_mparam": correction.ms_per_mparam}},
+                                             "weight_ms_per_mparam": correction.ms_per_mparam,
+                                             "call_ms": correction.ms_per_call}},
     )
 
 

@@ -10,60 +10,69 @@ from typing import Any
 
 import numpy as np
 import sklearn
-from sklearn.compose import ColumnTransformer
+from scipy.optimize import least_squares, nnls
 from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import make_pipeline
 
 from predictor.base import LatencyPredictor, register_predictor
 from predictor.data import TrainingData
 from predictor.errors import PredictorLoadError
-from predictor.features import FEATURES, LINEAR_FEATURES, feature_matrix
+from predictor.features import COST_TERMS, FEATURES, cost_matrix, feature_matrix
 from spaces import Op
 
 
 @register_predictor("gbdt")
 class GBDTPredictor(LatencyPredictor):
-    """Boosted trees on log latency, started from a log-log linear model of FLOPs and memory traffic.
+    """Boosted trees on the log ratio of the latency to an additive cost model of the op's parts.
 
-    Trees alone cannot extrapolate beyond the shapes they saw; the linear start carries the trend
-    (latency grows with FLOPs and bytes moved) to new shapes and the trees learn what it misses.
-    Fitted on every op sample: the space's blocks, its fixed layers and the sampled configurations.
+    The cost model (ms = sum of non-negative coefficients times ``features.COST_TERMS``: module calls,
+    torch ops launched, MACs per conv type, weights and activations moved) carries the physics to
+    shapes never measured, where trees alone cannot extrapolate; the trees learn what it misses
+    (kernel choices, cache effects). Both are fitted on relative error, the trees with the Huber loss
+    (robust to the few noisy labels). Fitted on every op sample: the space's blocks, its fixed layers
+    and the sampled configurations.
     """
 
-    def __init__(self, n_estimators: int = 400, learning_rate: float = 0.05, max_depth: int = 3,
-                 subsample: float = 0.8, min_samples_leaf: int = 2, floor_ms: float = 1e-3, random_state: int = 0,
-                 correction: str = "weights-linear") -> None:
+    def __init__(self, n_estimators: int = 400, learning_rate: float = 0.05, max_depth: int = 4,
+                 subsample: float = 0.8, min_samples_leaf: int = 2, loss: str = "huber", floor_ms: float = 1e-3,
+                 random_state: int = 0, correction: str = "weights-linear") -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
         self.subsample = subsample
         self.min_samples_leaf = min_samples_leaf
+        self.loss = loss
         self.floor_ms = floor_ms
         self.random_state = random_state
         self.correction = correction
 
     def _fit_ops(self, data: TrainingData) -> None:
-        features = feature_matrix([s.op for s in data.ops])
-        target = np.log(np.array([s.latency_ms for s in data.ops]) + self.floor_ms)
-        linear = ColumnTransformer([("trend", "passthrough", [FEATURES.index(f) for f in LINEAR_FEATURES])])
+        ops = [s.op for s in data.ops]
+        measured = np.array([s.latency_ms for s in data.ops])
+        costs = cost_matrix(ops)
+        self.cost_ms_per_unit_ = fit_cost_model(costs, measured, self.floor_ms).tolist()
+        log_base = self._log_base(costs)
         self.model_ = GradientBoostingRegressor(
-            init=make_pipeline(linear, Ridge(alpha=1e-3)), n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate, max_depth=self.max_depth, subsample=self.subsample,
-            min_samples_leaf=self.min_samples_leaf, random_state=self.random_state,
-        ).fit(features, target)
-        self.features_ = list(FEATURES)
+            loss=self.loss, n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+            max_depth=self.max_depth, subsample=self.subsample, min_samples_leaf=self.min_samples_leaf,
+            random_state=self.random_state,
+        ).fit(_tree_features(ops, log_base), np.log(measured + self.floor_ms) - log_base)
+        self.features_ = [*FEATURES, "log_cost_model_ms"]
         self.sklearn_version_ = sklearn.__version__
         self.numpy_version_ = np.__version__
 
+    def _log_base(self, costs: np.ndarray) -> np.ndarray:
+        return np.log(costs @ np.array(self.cost_ms_per_unit_) + self.floor_ms)
+
     def _predict_ops(self, ops: Sequence[Op]) -> np.ndarray:
-        predicted = np.exp(self.model_.predict(feature_matrix(ops))) - self.floor_ms
+        log_base = self._log_base(cost_matrix(ops))
+        predicted = np.exp(log_base + self.model_.predict(_tree_features(ops, log_base))) - self.floor_ms
         return np.maximum(predicted, 0.0)
 
     def fit_summary(self) -> dict[str, Any]:
         importances = dict(zip(self.features_, self.model_.feature_importances_.tolist(), strict=True))
         top = sorted(importances, key=importances.get, reverse=True)[:5]
-        return {"n_estimators": self.n_estimators, "top_features": top}
+        cost_model = dict(zip(COST_TERMS, self.cost_ms_per_unit_, strict=True))
+        return {"n_estimators": self.n_estimators, "top_features": top, "cost_ms_per_unit": cost_model}
 
     # The sklearn model is pickled inside the JSON envelope; a pickle is only read back by the
     # scikit-learn and numpy versions that wrote it, so a mismatch is refused with a clear message.
@@ -91,6 +100,35 @@ class GBDTPredictor(LatencyPredictor):
         super().set_state(state)
         self.model_ = model
         return self
+
+
+def fit_cost_model(costs: np.ndarray, measured_ms: np.ndarray, floor_ms: float) -> np.ndarray:
+    """Non-negative ms per unit of each cost term, minimizing a robust loss of the log ratio to the measurements.
+
+    Started from non-negative least squares on relative errors; the soft-L1 loss (about 10 % scale)
+    keeps a few outlying labels from pulling the coefficients.
+    """
+    scale = costs.max(axis=0)
+    scale[scale == 0] = 1.0  # columns in comparable units; a term no sample has keeps a tiny coefficient
+    units = costs / scale
+    weights = 1.0 / (measured_ms + floor_ms)
+    start, _ = nnls(units * weights[:, None], measured_ms * weights)
+    start = np.maximum(start, 1e-6 * max(start.max(), floor_ms))
+    target = np.log(measured_ms + floor_ms)
+
+    def residuals(log_coef: np.ndarray) -> np.ndarray:
+        return np.log(units @ np.exp(log_coef) + floor_ms) - target
+
+    def jacobian(log_coef: np.ndarray) -> np.ndarray:
+        coef = np.exp(log_coef)
+        return units * coef / (units @ coef + floor_ms)[:, None]
+
+    fit = least_squares(residuals, np.log(start), jac=jacobian, loss="soft_l1", f_scale=0.1)
+    return np.exp(fit.x) / scale
+
+
+def _tree_features(ops: Sequence[Op], log_base: np.ndarray) -> np.ndarray:
+    return np.column_stack([feature_matrix(ops), log_base])
 
 
 def _versions(versions: dict[str, str | None]) -> str:

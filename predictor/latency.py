@@ -47,6 +47,8 @@ class DeviceLUT:
     (measured whole models / summed blocks) applied to every compute segment. An entry may also hold
     the time to stream the op's weights inside a network, divided by ``scale`` (predictor.correction,
     recorded in ``meta["correction"]``): ``scale * table`` is always the op's latency inside a network.
+    ``call_ms`` is what one call of a network (a whole model, or one part of a split one) costs besides
+    its ops; every part a device runs adds it once.
     """
 
     device: str
@@ -58,6 +60,7 @@ class DeviceLUT:
     iqr: np.ndarray | None = None
     predictor: str = "lookup"
     scale: float = 1.0
+    call_ms: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -110,6 +113,7 @@ class DeviceLUT:
             "space": self.space,
             "predictor": self.predictor,
             "scale": self.scale,
+            "call_ms": self.call_ms,
             "blocks": list(self.blocks),
             "table": [[None if math.isnan(v) else v for v in row] for row in self.table.tolist()],
             "measured": self.measured.tolist(),
@@ -128,7 +132,7 @@ class DeviceLUT:
             fixed=dict(data["fixed"]), measured=np.array(data["measured"], dtype=bool),
             iqr=array(data["iqr"]) if data.get("iqr") is not None else None,
             predictor=data.get("predictor", "lookup"), scale=float(data.get("scale", 1.0)),
-            meta=dict(data.get("meta", {})),
+            call_ms=float(data.get("call_ms", 0.0)), meta=dict(data.get("meta", {})),
         )
 
 
@@ -169,8 +173,8 @@ def layer_latencies(arch: Architecture, lut: DeviceLUT) -> list[float]:
 
 
 def architecture_latency(arch: Architecture, lut: DeviceLUT) -> float:
-    """Whole-model latency on one device: scale * (prefix + chosen blocks + suffix)."""
-    return lut.scale * (lut.prefix_ms + sum(layer_latencies(arch, lut)) + lut.suffix_ms)
+    """Whole-model latency on one device: scale * (prefix + chosen blocks + suffix) + one call."""
+    return lut.scale * (lut.prefix_ms + sum(layer_latencies(arch, lut)) + lut.suffix_ms) + lut.call_ms
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,7 @@ def chain_latency(arch: Architecture, luts: Sequence[DeviceLUT], links: Sequence
     segments, per_layer = [], [0.0] * n
     for m, lut in enumerate(luts):
         start, end = bounds[m], bounds[m + 1]
-        compute = 0.0
+        compute = lut.call_ms
         if m == 0:
             compute += lut.scale * lut.prefix_ms
         if m == len(luts) - 1:
@@ -300,8 +304,8 @@ def batch_split_latency(
     before = position < (splits[:, None] - 1)
     at = position == (splits[:, None] - 1)
     after = position >= splits[:, None]
-    head_ms = head.scale * (head.prefix_ms + (head_layers * (before + at * fronts)).sum(axis=1))
-    tail_ms = tail.scale * (tail.suffix_ms + (tail_layers * (after + at * (1 - fronts))).sum(axis=1))
+    head_ms = head.scale * (head.prefix_ms + (head_layers * (before + at * fronts)).sum(axis=1)) + head.call_ms
+    tail_ms = tail.scale * (tail.suffix_ms + (tail_layers * (after + at * (1 - fronts))).sum(axis=1)) + tail.call_ms
     last = np.clip(splits - 1, 0, layers - 1)
     payload = np.where(splits == 0, prefix_payload, payload_table[last, indices[np.arange(n), last]])
     comm_ms = link.transfer_ms(payload)

@@ -78,18 +78,28 @@ def run(
     layers: Annotated[str | None, typer.Option(help="only these layers, e.g. '0,1' or '0-3' (default: all)")] = None,
     max_entries: Annotated[int | None, typer.Option(min=1, help="measure at most this many entries")] = None,
     resume: Annotated[bool, typer.Option(help="skip entries already measured on this device and environment")] = False,
-    min_run_time: Annotated[float, typer.Option(min=0.001, help="seconds of timing per entry")] = TIMING.min_run_time,
-    max_run_time: Annotated[float, typer.Option(min=0.001, help="seconds per entry while noisy")] = TIMING.max_run_time,
-    threshold: Annotated[float, typer.Option(min=0.0001, help="IQR/median above which an entry is noisy")] = (
+    min_run_time: Annotated[
+        float, typer.Option(min=0.001, help="seconds of timing per entry (all passes)")
+    ] = TIMING.min_run_time,
+    max_run_time: Annotated[
+        float, typer.Option(min=0.001, help="seconds per entry while noisy (all passes)")
+    ] = TIMING.max_run_time,
+    threshold: Annotated[float, typer.Option(min=0.0001, help="relative uncertainty above which an entry is noisy")] = (
         TIMING.threshold
     ),
     warmup: Annotated[int, typer.Option(min=0, help="untimed calls before timing each entry")] = TIMING.warmup,
     copies: Annotated[int, typer.Option(min=1, help="independent copies an op is timed as")] = TIMING.copies,
+    passes: Annotated[int, typer.Option(min=1, help="passes over the plan; each entry keeps its quietest")] = (
+        TIMING.passes
+    ),
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (fixed and recorded)")] = TIMING.threads,
     torch_device: Annotated[str, typer.Option(help="torch device to run on: cpu, cuda, cuda:1")] = "cpu",
     clock: Annotated[
         str, typer.Option(help="auto, wall or thread (CPU time of the timing thread; one CPU thread only)")
     ] = "auto",
+    caches: Annotated[
+        str, typer.Option(help="warm (back-to-back executions) or cold (flush the caches before every execution)")
+    ] = TIMING.caches,
     trace_dir: Annotated[Path | None, typer.Option(help="also write torch.profiler traces per entry here")] = None,
     cool_below: Annotated[float | None, typer.Option(help="wait before each entry until the CPU is below (C)")] = None,
     cool_timeout: Annotated[float, typer.Option(min=0.0, help="longest wait for --cool-below (s)")] = 600.0,
@@ -113,7 +123,8 @@ def run(
         get_space(space)
         timing = TimingSettings(
             min_run_time=min_run_time, max_run_time=max(max_run_time, min_run_time), threshold=threshold,
-            warmup=warmup, copies=copies, threads=threads, device=torch_device, clock=clock,
+            warmup=warmup, copies=copies, threads=threads, device=torch_device, clock=clock, caches=caches,
+            passes=passes,
         )
         options = ProfileOptions(
             device=device or default_device_name(torch_device), space=space, device_kind=device_kind,
@@ -146,7 +157,7 @@ def run(
     console.print(
         f"run {summary.run_uid}: {summary.measured} measurements of {summary.device} ({summary.timed} timed) "
         f"in {summary.wall_s:.1f} s; median IQR/median {summary.relative_iqr_median:.2%}, "
-        f"{summary.share_within_threshold:.0%} within {threshold:.0%}, {len(summary.noisy)} noisy"
+        f"{summary.share_within_threshold:.0%} settled within {threshold:.0%}, {len(summary.noisy)} noisy"
     )
     if summary.upload is not None:
         console.print(

@@ -36,6 +36,7 @@ THROTTLED_FLAGS = {
     19: "soft_temperature_limit_occurred",
 }
 PI_THROTTLED_SYSFS = "sys/devices/platform/soc/soc:firmware/get_throttled"
+FALLBACK_CACHE_BYTES = 32 * 2**20  # when the platform does not say how large its caches are
 
 
 def _read(path: Path) -> str | None:
@@ -159,13 +160,28 @@ class ThermalProbe:
         return waited
 
 
+def cache_bytes(device: str = "cpu", root: Path = Path("/")) -> int:
+    """Size of the largest cache of ``device``: the CUDA L2, or the CPU's last level from sysfs."""
+    if device.startswith("cuda"):
+        return int(torch.cuda.get_device_properties(torch.device(device)).L2_cache_size) or FALLBACK_CACHE_BYTES
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    sizes = []
+    for path in (root / "sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        match = re.fullmatch(r"(\d+)([KMG]?)", (_read(path) or "").upper())
+        if match:
+            sizes.append(int(match[1]) * units.get(match[2], 1))
+    return max(sizes, default=FALLBACK_CACHE_BYTES)
+
+
 def cuda_device_name(device: str) -> str | None:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     return None
 
 
-def capture(*, threads: int, device: str = "cpu", probe: ThermalProbe | None = None) -> dict[str, Any]:
+def capture(
+    *, threads: int, device: str = "cpu", caches: str = "warm", probe: ThermalProbe | None = None
+) -> dict[str, Any]:
     """Everything a measurement depends on, as a JSON-able dict (stored with the run).
 
     ``probe`` says where the filesystem root is (default: this machine's, with ``vcgencmd`` if present).
@@ -185,14 +201,17 @@ def capture(*, threads: int, device: str = "cpu", probe: ThermalProbe | None = N
         "threads": threads,
         "torch_device": device,
         "cuda_device": cuda_device_name(device),
+        "cache_bytes": cache_bytes(device, root),
+        "caches": caches,
         "governor": governor(root),
         "thermal": probe.read(),
     }
 
 
 def environment_key(environment: dict[str, Any]) -> str:
-    """A hash of what makes measurements comparable: host, CPU model, torch, threads, CUDA device."""
-    parts = {name: environment.get(name) for name in ("host", "cpu_model", "torch", "threads", "cuda_device")}
+    """A hash of what makes measurements comparable: host, CPU model, torch, threads, CUDA device, caches."""
+    names = ("host", "cpu_model", "torch", "threads", "cuda_device", "caches")
+    parts = {name: environment.get(name) for name in names}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 import uuid
@@ -29,7 +30,7 @@ from profiler import environment
 from profiler.environment import ThermalProbe
 from profiler.plan import Entry, build_plan, drop_measured, group_by_timing
 from profiler.settings import TimingSettings
-from profiler.timing import Timing, measure
+from profiler.timing import Timing, measure, quietest
 from profiler.traces import record_trace, trace_name
 from profiler.upload import Spool, Uploader, UploadReport
 from profiler.workloads import Workload, model_workload, op_workload
@@ -171,6 +172,13 @@ def measure_entry(
     return timing, raw
 
 
+def combine(visits: list[tuple[Timing, dict[str, Any]]]) -> tuple[Timing, dict[str, Any]]:
+    """An entry's timing from its passes (the quietest) and its raw facts (the trace of the first pass)."""
+    timing = quietest([t for t, _ in visits])
+    best = next(raw for t, raw in visits if t.median_ms == timing.median_ms)
+    return timing, {**visits[0][1], **best}
+
+
 @contextmanager
 def progress_bar(total: int, *, enabled: bool) -> Iterator[tuple[Progress, Any]]:
     columns = (
@@ -209,7 +217,7 @@ def profile_device(
     probe = probe or ThermalProbe.local()
     settings = options.timing
     torch.set_num_threads(settings.threads)
-    env = environment.capture(threads=settings.threads, device=settings.device, probe=probe)
+    env = environment.capture(threads=settings.threads, device=settings.device, caches=settings.caches, probe=probe)
     run = new_run(options, env)
     entries, skipped = plan_run(options, run.environment_key, writer.db_url)
     summary = RunSummary(
@@ -222,31 +230,51 @@ def profile_device(
     summary.run_uid = run.uid
     started = time.perf_counter()
     writer.start(run)
+    groups = group_by_timing(entries)
+    visits: list[list[tuple[Timing, dict[str, Any]]]] = [[] for _ in groups]
     buffer: list[MeasurementRecord] = []
+    stored: set[int] = set()  # groups whose records are in the buffer or the database
     relative_iqrs: list[float] = []
+    settled: list[bool] = []
+
+    def keep(index: int) -> None:
+        """Buffer the records of group ``index`` from the passes it has had."""
+        timing, raw = combine(visits[index])
+        summary.timed += 1
+        summary.traces += bool(raw.get("trace"))
+        relative_iqrs.append(timing.relative_iqr)
+        settled.append(not timing.noisy)
+        first = groups[index][0]
+        for entry in groups[index]:
+            reused = {"timed_as": first.key} if entry is not first else {}
+            buffer.append(entry.record(timing, **raw, **reused))
+            if timing.noisy:
+                summary.noisy.append(entry.key)
+
     try:
-        with progress_bar(len(entries), enabled=progress) as (bar, task), torch.inference_mode():
-            for group in group_by_timing(entries):
-                first = group[0]
-                bar.update(task, description=first.label)
-                timing, raw = measure_entry(
-                    first, settings, probe, trace_dir=options.trace_dir, cool_below=options.cool_below,
-                    cool_timeout=options.cool_timeout,
-                )
-                summary.timed += 1
-                summary.traces += bool(raw.get("trace"))
-                relative_iqrs.append(timing.relative_iqr)
-                for entry in group:
-                    reused = {"timed_as": first.key} if entry is not first else {}
-                    buffer.append(entry.record(timing, **raw, **reused))
-                    if timing.noisy:
-                        summary.noisy.append(entry.key)
-                if len(buffer) >= options.batch_size:
-                    writer.write(run, buffer)
-                    summary.measured += len(buffer)
-                    buffer = []
-                bar.advance(task, len(group))
+        with progress_bar(len(entries) * settings.passes, enabled=progress) as (bar, task), torch.inference_mode():
+            for number in range(settings.passes):
+                order = list(range(len(groups)))
+                random.Random(f"{options.seed}/{number}").shuffle(order)  # no entry always follows the same ones
+                for index in order:
+                    group = groups[index]
+                    bar.update(task, description=f"pass {number + 1}/{settings.passes} {group[0].label}")
+                    visits[index].append(measure_entry(
+                        group[0], settings.one_pass(), probe, trace_dir=options.trace_dir if number == 0 else None,
+                        cool_below=options.cool_below, cool_timeout=options.cool_timeout,
+                    ))
+                    if number == settings.passes - 1:
+                        keep(index)
+                        stored.add(index)
+                    if len(buffer) >= options.batch_size:
+                        writer.write(run, buffer)
+                        summary.measured += len(buffer)
+                        buffer = []
+                    bar.advance(task, len(group))
     except BaseException:
+        for index, timed in enumerate(visits):  # nothing timed is lost: keep the passes they had
+            if timed and index not in stored:
+                keep(index)
         writer.write(run.model_copy(update={"status": "failed", "finished_at": utcnow()}), buffer)
         raise
     run = run.model_copy(update={"status": "completed", "finished_at": utcnow()})
@@ -256,5 +284,5 @@ def profile_device(
     summary.upload = asdict(report) if report is not None else None
     summary.wall_s = round(time.perf_counter() - started, 3)
     summary.relative_iqr_median = statistics.median(relative_iqrs)
-    summary.share_within_threshold = sum(r <= settings.threshold for r in relative_iqrs) / len(relative_iqrs)
+    summary.share_within_threshold = sum(settled) / len(settled)
     return summary

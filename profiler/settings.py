@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 CLOCKS = ("auto", "wall", "thread")
+CACHES = ("cold", "warm")
 
 
 @dataclass(frozen=True)
 class TimingSettings:
     """How long and how each entry is timed.
 
-    ``min_run_time`` seconds are always spent; an entry whose IQR/median is still above ``threshold``
-    keeps being timed up to ``max_run_time`` and is flagged noisy when it does not settle. One timer
-    sample runs the workload for about ``block_time`` seconds (long enough that the timer's own
-    overhead is negligible, short enough to give many samples).
+    An entry is timed in ``passes`` passes over the whole plan, each spending its share of
+    ``min_run_time`` (and, while still noisy, of ``max_run_time``) seconds; the pass with the lowest
+    median is kept (``profiler.timing.quietest``). Other tenants of a shared machine slow it down in
+    episodes lasting seconds to minutes; passes minutes apart rarely all fall into one.
+
+    ``caches`` is ``warm`` (default) or ``cold``. Warm: executions run back to back, the weights staying
+    in whatever cache holds them; one timer sample runs for about ``block_time`` seconds and an entry is
+    noisy while the samples' IQR/median exceeds ``threshold`` (``Timer.adaptive_autorange``). Cold:
+    before every execution the caches are flushed (a buffer twice the last-level cache is rewritten,
+    untimed) and each execution is one timer sample, so every op reads its weights from memory, as it
+    does inside a network on a device whose cache cannot hold the model (a Raspberry Pi 4's 1 MiB L2);
+    an entry is noisy while the 95 % confidence notch of its median (1.57 IQR / sqrt(samples)) exceeds
+    ``threshold`` times the median. On the reference machine, whose 32 MiB last-level cache is shared
+    with other tenants, cold timings follow their memory traffic (blocks 5.9 % apart run to run against
+    2.2 % warm) while whole models are about as accurately predicted either way (BENCHMARKS.md).
 
     ``clock`` is ``wall`` (``perf_counter``, synchronizing CUDA) or ``thread`` (the calling thread's CPU
     time). With one CPU thread all of torch's work runs in the calling thread, so its CPU time is the
@@ -32,16 +44,20 @@ class TimingSettings:
     threads: int = 1
     device: str = "cpu"
     clock: str = "auto"
+    caches: str = "warm"
+    passes: int = 3
 
     def __post_init__(self) -> None:
         if self.min_run_time <= 0 or self.max_run_time < self.min_run_time:
             raise ValueError(
                 f"need 0 < min_run_time <= max_run_time, got {self.min_run_time} and {self.max_run_time}"
             )
-        if self.threads < 1 or self.copies < 1 or self.warmup < 0 or self.threshold <= 0:
-            raise ValueError("threads and copies must be at least 1, warmup at least 0, threshold positive")
+        if self.threads < 1 or self.copies < 1 or self.passes < 1 or self.warmup < 0 or self.threshold <= 0:
+            raise ValueError("threads, copies and passes must be at least 1, warmup at least 0, threshold positive")
         if self.clock not in CLOCKS:
             raise ValueError(f"unknown clock {self.clock!r}; allowed: {', '.join(CLOCKS)}")
+        if self.caches not in CACHES:
+            raise ValueError(f"unknown caches {self.caches!r}; allowed: {', '.join(CACHES)}")
         if self.clock == "thread" and (self.threads != 1 or self.device != "cpu"):
             raise ValueError("the thread clock measures latency only with one CPU thread; use the wall clock")
 
@@ -50,6 +66,13 @@ class TimingSettings:
         if self.clock != "auto":
             return self.clock
         return "thread" if self.threads == 1 and self.device == "cpu" else "wall"
+
+    def one_pass(self) -> TimingSettings:
+        """The settings of one of the ``passes``: its share of the time budget."""
+        return replace(
+            self, min_run_time=self.min_run_time / self.passes, max_run_time=self.max_run_time / self.passes,
+            passes=1,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "clock": self.resolved_clock}

@@ -1,20 +1,23 @@
-"""Timing a workload with ``torch.utils.benchmark``: adaptive autorange, robust statistics, noise flag."""
+"""Timing a workload with ``torch.utils.benchmark``: cold or warm caches, robust statistics, noise flag."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 # torch.utils.benchmark imports cpp_extension, which warns on every start that no CUDA toolkit is installed
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
 
+from profiler.environment import cache_bytes  # noqa: E402
 from profiler.settings import TimingSettings  # noqa: E402
 
 
@@ -31,6 +34,7 @@ class Timing:
     total_s: float  # wall time spent, warm-up and calibration included
     noisy: bool
     times_ms: tuple[float, ...]
+    pass_medians_ms: tuple[float, ...] = ()  # one per pass when the entry was timed in several passes
 
     @property
     def relative_iqr(self) -> float:
@@ -43,7 +47,21 @@ class Timing:
             "relative_iqr": self.relative_iqr,
             "total_s": round(self.total_s, 4),
             "times_ms": [round(t, 6) for t in self.times_ms],
+            **({"pass_medians_ms": [round(t, 6) for t in self.pass_medians_ms]} if self.pass_medians_ms else {}),
         }
+
+
+def quietest(visits: list[Timing]) -> Timing:
+    """One timing from an entry's passes: the pass with the lowest median, with every pass's median kept.
+
+    Other processes only ever slow an op down (they take its caches, memory bandwidth and CPU), so the
+    quietest pass is the best estimate of the op's own latency.
+    """
+    best = min(visits, key=lambda t: t.median_ms)
+    return replace(
+        best, runs=sum(t.runs for t in visits), total_s=sum(t.total_s for t in visits),
+        pass_medians_ms=tuple(t.median_ms for t in visits) if len(visits) > 1 else (),
+    )
 
 
 def clock_function(settings: TimingSettings) -> Callable[[], float]:
@@ -60,6 +78,14 @@ def clock_function(settings: TimingSettings) -> Callable[[], float]:
     return time.perf_counter
 
 
+@functools.lru_cache(maxsize=2)
+def cache_flusher(device: str = "cpu") -> Callable[[], object]:
+    """A call that evicts the caches of ``device``: it rewrites, in place, a buffer of twice their size."""
+    with torch.inference_mode(False):  # an inference tensor could not be rewritten outside inference mode
+        buffer = torch.ones(2 * cache_bytes(device) // 4, device=device)
+    return buffer.neg_  # reads and writes every line (a memset may bypass the cache)
+
+
 def call_time(run: Callable[[], object], clock: Callable[[], float], at_least: float) -> float:
     """Seconds per call of ``run``, from calls lasting ``at_least`` seconds in all (one call is too coarse)."""
     calls = 1
@@ -73,19 +99,12 @@ def call_time(run: Callable[[], object], clock: Callable[[], float], at_least: f
         calls *= 4
 
 
-def measure(
-    run: Callable[[], object], *, executions: int, settings: TimingSettings, label: str = ""
-) -> Timing:
-    """Time ``run`` (which performs ``executions`` executions of the measured thing) per execution.
+def warm_samples(run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings,
+                 label: str) -> tuple[list[float], int]:
+    """Back-to-back calls: ``Timer.adaptive_autorange`` over samples of about ``block_time`` seconds.
 
-    The caller sets inference mode and eval mode; this warms up, sizes a timer sample to
-    ``settings.block_time`` and runs ``Timer.adaptive_autorange``.
+    Returns seconds per call of ``run``, one value per timer sample, and the calls one sample makes.
     """
-    clock = clock_function(settings)
-    started = time.perf_counter()
-    torch.set_num_threads(settings.threads)
-    for _ in range(settings.warmup):
-        run()
     repeat = max(1, math.ceil(settings.block_time / call_time(run, clock, settings.block_time / 4)))
 
     def block() -> None:
@@ -98,17 +117,67 @@ def measure(
     result = timer.adaptive_autorange(
         threshold=settings.threshold, min_run_time=settings.min_run_time, max_run_time=settings.max_run_time
     )
-    per_execution = 1e3 / (repeat * executions)
-    times = tuple(t * per_execution for t in result.times)
-    median, iqr = result.median * per_execution, result.iqr * per_execution
+    return [t / repeat for t in result.times], result.number_per_run * repeat
+
+
+def cold_samples(run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings) -> list[float]:
+    """Seconds of single calls of ``run``, each made right after flushing the caches (untimed).
+
+    torch's ``Timer`` cannot take one call per sample without warm-up calls, which would warm the
+    caches, so the loop is written out. Single cold calls spread more than ``adaptive_autorange``'s
+    samples (means of many warm calls), so its rule is applied to the median's uncertainty instead
+    (``cold_uncertainty``): sample for ``min_run_time`` seconds, then on while the uncertainty is
+    above ``threshold``, up to ``max_run_time`` (wall time, flushes included).
+    """
+    flush = cache_flusher(settings.device)
+    times: list[float] = []
+    started = time.perf_counter()
+    while True:
+        flush()
+        tic = clock()
+        run()
+        times.append(clock() - tic)
+        elapsed = time.perf_counter() - started
+        if elapsed >= settings.max_run_time or (
+            elapsed >= settings.min_run_time and len(times) >= 4 and cold_uncertainty(times) <= settings.threshold
+        ):
+            return times
+
+
+def cold_uncertainty(times: list[float] | np.ndarray) -> float:
+    """Half-width of the median's 95 % confidence notch, 1.57 IQR / sqrt(n) (McGill et al. 1978), / median."""
+    q1, median, q3 = np.percentile(times, (25, 50, 75))
+    return float(1.57 * (q3 - q1) / np.sqrt(len(times)) / median)
+
+
+def measure(
+    run: Callable[[], object], *, executions: int, settings: TimingSettings, label: str = ""
+) -> Timing:
+    """Time ``run`` (which performs ``executions`` executions of the measured thing) per execution.
+
+    The caller sets inference mode and eval mode; this warms up, then samples with cold or warm
+    caches (``settings.caches``).
+    """
+    clock = clock_function(settings)
+    started = time.perf_counter()
+    torch.set_num_threads(settings.threads)
+    for _ in range(settings.warmup):
+        run()
+    if settings.caches == "cold":
+        samples, calls = cold_samples(run, clock, settings), 1
+    else:
+        samples, calls = warm_samples(run, clock, settings, label)
+    times = np.array(samples) * 1e3 / executions
+    q1, median, q3 = np.percentile(times, (25, 50, 75))
+    uncertainty = cold_uncertainty(times) if settings.caches == "cold" else (q3 - q1) / median
     return Timing(
-        median_ms=median,
-        iqr_ms=iqr,
-        mean_ms=result.mean * per_execution,
-        min_ms=min(times),
+        median_ms=float(median),
+        iqr_ms=float(q3 - q1),
+        mean_ms=float(times.mean()),
+        min_ms=float(times.min()),
         runs=len(times),
-        executions_per_run=result.number_per_run * repeat * executions,
+        executions_per_run=calls * executions,
         total_s=time.perf_counter() - started,
-        noisy=iqr > settings.threshold * median,
-        times_ms=times,
+        noisy=bool(uncertainty > settings.threshold),
+        times_ms=tuple(times.tolist()),
     )

@@ -28,6 +28,8 @@ def fake_raspberry_pi(tmp_path: Path) -> Path:
     write(root, "sys/class/thermal/thermal_zone0/type", "cpu-thermal\n")
     write(root, "sys/class/thermal/thermal_zone0/temp", "61835\n")
     write(root, environment.PI_THROTTLED_SYSFS, "50005\n")
+    for index, size in enumerate(("48K", "32K", "1024K")):  # L1d, L1i, L2 (the Pi 4 has no L3)
+        write(root, f"sys/devices/system/cpu/cpu0/cache/index{index}/size", f"{size}\n")
     return root
 
 
@@ -50,6 +52,7 @@ def test_fake_raspberry_pi_facts_and_thermal_state(fake_raspberry_pi: Path) -> N
     assert env["governor"] == "ondemand"
     assert env["memory_gb"] == pytest.approx(3.7, abs=0.01)
     assert env["threads"] == 4 and env["torch"]
+    assert env["cache_bytes"] == 2**20 and env["caches"] == "warm"
     state = env["thermal"]
     assert state["temperature_c"] == pytest.approx(61.835)
     assert state["zones"] == {"cpu-thermal": pytest.approx(61.835)}
@@ -105,7 +108,16 @@ def test_environment_key_changes_with_what_the_timings_depend_on() -> None:
     one = environment.capture(threads=1)
     again = environment.capture(threads=1)
     two = environment.capture(threads=2)
+    cold = environment.capture(threads=1, caches="cold")
     assert environment.environment_key(one) == environment.environment_key(again)
     assert environment.environment_key(one) != environment.environment_key(two)
+    assert environment.environment_key(one) != environment.environment_key(cold)
     assert environment.default_device_name("cpu") == "local-cpu"
     assert environment.default_device_name("cuda:0") == "local-cuda"
+
+
+def test_cache_size_falls_back_where_sysfs_does_not_say(fake_jetson: Path) -> None:
+    assert environment.cache_bytes("cpu", fake_jetson) == environment.FALLBACK_CACHE_BYTES
+    write(fake_jetson, "sys/devices/system/cpu/cpu0/cache/index2/size", "2048K")
+    write(fake_jetson, "sys/devices/system/cpu/cpu0/cache/index3/size", "not a size")
+    assert environment.cache_bytes("cpu", fake_jetson) == 2 * 2**20

@@ -7,9 +7,11 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from db import queries, session_scope
+from profiler import runner
 from profiler.cli import app
 
 # Tiny budgets: these tests check what is stored, not how precisely (bench/profile_space.py does that).
@@ -35,6 +37,9 @@ def test_whole_space_then_resume_measures_nothing_new(db_url: str) -> None:
         coverage = queries.coverage(session, device="this-cpu")
     assert coverage == {("fbnet-cifar100", "block"): 198, ("fbnet-cifar100", "fixed"): 4}
     assert all(r.latency_ms > 0 and r.repeats >= 1 and r.min_ms <= r.latency_ms for r in rows)
+    # Three passes over the plan (the default); each entry keeps its quietest.
+    assert all(len(r.raw["pass_medians_ms"]) == 3 for r in rows)
+    assert all(r.latency_ms == pytest.approx(min(r.raw["pass_medians_ms"]), abs=1e-6) for r in rows)
     # Identical ops are timed once and the timing reused: L2..L4 share their shape.
     by_key = {r.key: r for r in rows}
     assert by_key["fbnet-cifar100/L3/k3_e3"].latency_ms == by_key["fbnet-cifar100/L2/k3_e3"].latency_ms
@@ -94,7 +99,7 @@ def test_progress_bar_traces_and_export(db_url: str, tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     invoke("export", "--db", db_url, "--format", "json", "--target", "block", "--output", str(target))
     exported = json.loads(target.read_text())
-    assert [r["key"] for r in exported] == ["fbnet-cifar100/L21/k3_e1", "fbnet-cifar100/L21/k3_e1_g2"]
+    assert sorted(r["key"] for r in exported) == ["fbnet-cifar100/L21/k3_e1", "fbnet-cifar100/L21/k3_e1_g2"]
     assert all(r["op_key"] and r["layer"] == 21 and r["source"] == "measured" for r in exported)
 
 
@@ -109,3 +114,27 @@ def test_bad_options_name_what_is_allowed(db_url: str) -> None:
         result = CliRunner().invoke(app, ["run", *args, "--db", db_url])
         text = " ".join(result.output.replace("│", " ").split())  # the error box wraps lines
         assert result.exit_code == 2 and message in text, (args, text)
+
+
+def test_a_run_stopped_in_a_later_pass_keeps_every_entry_timed_so_far(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real = runner.measure_entry
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 112 + 11:  # the 11th entry of the second pass (passes go in shuffled orders)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "measure_entry", interrupted)
+    result = CliRunner().invoke(app, ["run", "--device", "this-cpu", "--db", db_url, "--passes", "2", *FAST])
+    assert result.exit_code != 0
+    with session_scope(db_url) as session:
+        (run,) = queries.list_runs(session, device="this-cpu")
+        rows = queries.list_measurements(session, device="this-cpu")
+        assert run.status == "failed"
+    assert len(rows) == 22 * 9 + 4  # every entry had its first pass
+    timed_twice = {r.raw.get("timed_as", r.key) for r in rows if "pass_medians_ms" in r.raw}
+    assert len(timed_twice) == 10  # ... and the first ten its second

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from profiler import timing as timing_module
 from profiler.settings import TimingSettings
-from profiler.timing import measure
+from profiler.timing import Timing, measure, quietest
 from profiler.workloads import model_workload, op_workload
 from spaces import Architecture, get_space
 
@@ -49,6 +50,46 @@ def test_noisy_entries_get_the_whole_budget_and_a_flag(linear: nn.Module) -> Non
     assert strict.summary()["relative_iqr"] == pytest.approx(strict.iqr_ms / strict.median_ms)
 
 
+def test_cold_caches_time_single_executions_each_after_a_flush(
+    linear: nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = torch.randn(1, 128)
+    flushes, calls = [], []
+    monkeypatch.setattr(timing_module, "cache_flusher", lambda device: lambda: flushes.append(len(calls)))
+
+    def run() -> None:
+        calls.append(len(flushes))
+        linear(x)
+
+    with torch.inference_mode():
+        cold = measure(run, executions=1, settings=TimingSettings(**{**FAST, "caches": "cold"}))
+    assert cold.executions_per_run == 1 and cold.runs == len(cold.times_ms) >= 4
+    timed = calls[FAST["warmup"]:]
+    assert len(timed) == cold.runs and timed == list(range(1, cold.runs + 1))  # a flush before every timed call
+
+
+def test_the_flush_rewrites_twice_the_cache() -> None:
+    flush = timing_module.cache_flusher("cpu")
+    buffer = flush.__self__
+    assert buffer.numel() * buffer.element_size() == 2 * timing_module.cache_bytes("cpu")
+    before = buffer[:4].clone()
+    flush()
+    assert torch.equal(buffer[:4], -before)
+
+
+def test_the_quietest_pass_is_kept_with_every_pass_median() -> None:
+    def timing(median: float, runs: int) -> Timing:
+        return Timing(median_ms=median, iqr_ms=0.1, mean_ms=median, min_ms=median - 0.1, runs=runs,
+                      executions_per_run=1, total_s=0.5, noisy=False, times_ms=(median,))
+
+    kept = quietest([timing(2.0, 5), timing(1.5, 6), timing(1.8, 7)])
+    assert kept.median_ms == 1.5 and kept.runs == 18 and kept.total_s == pytest.approx(1.5)
+    assert kept.summary()["pass_medians_ms"] == [2.0, 1.5, 1.8]
+    assert "pass_medians_ms" not in quietest([timing(2.0, 5)]).summary()
+    one = TimingSettings(min_run_time=0.3, max_run_time=1.5, passes=3).one_pass()
+    assert (one.min_run_time, one.max_run_time, one.passes) == (pytest.approx(0.1), pytest.approx(0.5), 1)
+
+
 def test_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="min_run_time"):
         TimingSettings(min_run_time=0.5, max_run_time=0.1)
@@ -56,6 +97,8 @@ def test_settings_are_validated() -> None:
         TimingSettings(clock="thread", threads=2)
     with pytest.raises(ValueError, match="unknown clock"):
         TimingSettings(clock="sundial")
+    with pytest.raises(ValueError, match="unknown caches"):
+        TimingSettings(caches="lukewarm")
     assert TimingSettings().resolved_clock == "thread"
     assert TimingSettings(threads=2).resolved_clock == "wall"
     assert TimingSettings(device="cuda").as_dict()["clock"] == "wall"
@@ -87,5 +130,8 @@ def test_cuda_timing_synchronizes() -> None:
     module = nn.Conv2d(64, 64, 3, padding=1).cuda().eval()
     x = torch.randn(1, 64, 32, 32, device="cuda")
     with torch.inference_mode():
-        timing = measure(lambda: module(x), executions=1, settings=TimingSettings(**FAST, device="cuda"))
-    assert timing.median_ms > 0 and TimingSettings(device="cuda").resolved_clock == "wall"
+        for caches in ("warm", "cold"):  # cold: the flush buffer is twice the GPU's L2 cache
+            settings = TimingSettings(**{**FAST, "caches": caches}, device="cuda")
+            timing = measure(lambda: module(x), executions=1, settings=settings)
+            assert timing.median_ms > 0
+    assert TimingSettings(device="cuda").resolved_clock == "wall"
