@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from nas.latency_client import LatencyClient
-from predictor.latency import Link, batch_split_latency, split_latency
+from predictor.latency import Link, batch_architecture_latency, batch_split_latency, split_latency
 from spaces import Architecture, get_space
 
 
@@ -56,8 +56,7 @@ class SplitLatencyModel:
         start = time.perf_counter()
         lut = self.head if on == "head" else self.tail
         columns = self._lut_columns(blocks)
-        layers = lut.table[np.arange(columns.shape[1])[None, :], columns].sum(axis=1)
-        out = lut.scale * (lut.prefix_ms + layers + lut.suffix_ms) + lut.call_ms
+        out = batch_architecture_latency(columns, lut)
         self._compute_seconds += time.perf_counter() - start
         self.queries += len(columns)
         return out

@@ -279,6 +279,12 @@ def mesh_latency(
 # -- vectorized split latency for many architectures -------------------------------------------------
 
 
+def batch_architecture_latency(indices: np.ndarray, lut: DeviceLUT) -> np.ndarray:
+    """Whole-model latency of N architectures at once (``indices``: (N, n_layers) columns into ``lut.blocks``)."""
+    layers = lut.table[np.arange(indices.shape[1])[None, :], indices].sum(axis=1)
+    return lut.scale * (lut.prefix_ms + layers + lut.suffix_ms) + lut.call_ms
+
+
 def batch_split_latency(
     indices: np.ndarray, splits: np.ndarray, head: DeviceLUT, tail: DeviceLUT, link: Link
 ) -> dict[str, np.ndarray]:

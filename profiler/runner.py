@@ -251,6 +251,7 @@ def profile_device(
             if timing.noisy:
                 summary.noisy.append(entry.key)
 
+    visit_settings = settings.one_pass()
     try:
         with progress_bar(len(entries) * settings.passes, enabled=progress) as (bar, task), torch.inference_mode():
             for number in range(settings.passes):
@@ -260,7 +261,7 @@ def profile_device(
                     group = groups[index]
                     bar.update(task, description=f"pass {number + 1}/{settings.passes} {group[0].label}")
                     visits[index].append(measure_entry(
-                        group[0], settings.one_pass(), probe, trace_dir=options.trace_dir if number == 0 else None,
+                        group[0], visit_settings, probe, trace_dir=options.trace_dir if number == 0 else None,
                         cool_below=options.cool_below, cool_timeout=options.cool_timeout,
                     ))
                     if number == settings.passes - 1:

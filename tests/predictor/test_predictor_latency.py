@@ -12,6 +12,7 @@ from predictor.latency import (
     DeviceLUT,
     Link,
     architecture_latency,
+    batch_architecture_latency,
     batch_split_latency,
     chain_latency,
     front_fraction,
@@ -155,6 +156,8 @@ def test_batch_split_latency_equals_the_loop(space):
     assert batch["comm_ms"] == pytest.approx([r.segments[0].comm_ms for r in loop])
     assert batch["tail_ms"] == pytest.approx([r.segments[1].compute_ms for r in loop])
     assert batch["payload_elements"].tolist() == [r.segments[0].payload_elements for r in loop]
+    whole = [a.with_splits() for a in archs]
+    assert batch_architecture_latency(indices, head) == pytest.approx([architecture_latency(a, head) for a in whole])
 
 
 def test_lut_json_round_trip_keeps_nan_entries_and_flags():
