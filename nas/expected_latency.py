@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from nas.topology import Topology, TopologyError
-from predictor.latency import DeviceLUT, front_fraction
+from predictor.latency import DeviceLUT
 from spaces import SearchSpace
 
 MAX_SPLIT_TUPLES = 200_000
@@ -68,7 +68,7 @@ class ExpectedLatency:
             for block in layer.blocks:
                 op = layer.op(block)
                 layer_of.append(layer.index)
-                fronts.append(front_fraction(op))
+                fronts.append(op.front_share)
                 payloads.append(op.payload)
                 columns.append((layer.index, block.name))
         table = np.empty((len(self.device_names), len(columns)))

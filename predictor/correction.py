@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.optimize import nnls
 
-from predictor.latency import front_fraction
 from spaces import Architecture, Op
 
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ def model_terms(arch: Architecture) -> list[tuple[Op, float]]:
     layer_ops = arch.layer_ops[:k]
     terms += [(op, 1.0) for op in layer_ops[:-1]]
     if layer_ops:
-        terms.append((layer_ops[-1], front_fraction(layer_ops[-1])))
+        terms.append((layer_ops[-1], layer_ops[-1].front_share))
     return terms
 
 

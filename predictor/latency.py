@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from spaces import Architecture, Op, SearchSpace, get_space
+from spaces import Architecture, SearchSpace, get_space
 from spaces.errors import InvalidArchitectureError
 
 
@@ -34,7 +34,11 @@ class Link:
 
     def transfer_ms(self, elements: float | np.ndarray) -> float | np.ndarray:
         """T_comm = q * n / r, in milliseconds."""
-        return elements * self.bits / (self.bandwidth_mbps * 1e6) * 1e3
+        return self.payload_bytes(elements) * 8 / (self.bandwidth_mbps * 1e6) * 1e3
+
+    def payload_bytes(self, elements: float | np.ndarray) -> float | np.ndarray:
+        """Bytes that ``elements`` tensor elements take on this link (q / 8 per element)."""
+        return elements * self.bits / 8
 
 
 @dataclass
@@ -139,16 +143,6 @@ class DeviceLUT:
 # -- analytic helpers --------------------------------------------------------------------------------
 
 
-def front_fraction(op: Op) -> float:
-    """Share of a bottleneck block's FLOPs that runs before its inner split point (expand + depthwise)."""
-    if not op.is_bottleneck:
-        return 1.0
-    hw_in, hw_out, mid = op.h * op.h, op.out_h * op.out_h, op.mid
-    expand = op.cin * mid * hw_in + 5 * mid * hw_in
-    depthwise = mid * op.kernel * op.kernel * hw_out + 5 * mid * hw_out
-    return (expand + depthwise) / op.flops
-
-
 @cache
 def space_tables(space_name: str, blocks: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, int]:
     """(payload elements, front fraction) per (layer, block column), and the prefix payload."""
@@ -160,7 +154,7 @@ def space_tables(space_name: str, blocks: tuple[str, ...]) -> tuple[np.ndarray, 
             op = layer.op(block)
             b = blocks.index(block.name)
             payload[layer.index, b] = op.payload
-            front[layer.index, b] = front_fraction(op)
+            front[layer.index, b] = op.front_share
     return payload, front, space.prefix[-1].op.payload
 
 
@@ -227,7 +221,7 @@ def chain_latency(arch: Architecture, luts: Sequence[DeviceLUT], links: Sequence
     n = len(arch.blocks)
     # layer_ms[m][l]: latency of layer l on device m (corrected by each device's scale)
     on_device = [[lut.scale * v for v in layer_latencies(arch, lut)] for lut in luts]
-    fronts = [front_fraction(op) for op in arch.layer_ops]
+    fronts = [op.front_share for op in arch.layer_ops]
     bounds = [0, *arch.splits, n]
     segments, per_layer = [], [0.0] * n
     for m, lut in enumerate(luts):

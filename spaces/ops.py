@@ -94,6 +94,20 @@ class Op:
         return math.prod(self.output_shape)
 
     @property
+    def front_share(self) -> float:
+        """Share of the op's FLOPs that runs before the link when the network is split right after it.
+
+        1 for every op but a bottleneck block, which is split inside: its expand and depthwise convs run
+        before the link, its projection after.
+        """
+        if not self.is_bottleneck:
+            return 1.0
+        hw_in, hw_out, mid = self.h * self.h, self.out_h * self.out_h, self.mid
+        expand = self.cin * mid * hw_in + BN_FLOPS_PER_ELEMENT * mid * hw_in
+        depthwise = mid * self.kernel * self.kernel * hw_out + BN_FLOPS_PER_ELEMENT * mid * hw_out
+        return (expand + depthwise) / self.flops
+
+    @property
     def is_identity(self) -> bool:
         return self.kind == "identity" or (self.kind == "skip" and self.stride == 1 and self.cin == self.cout)
 

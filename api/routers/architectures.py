@@ -29,7 +29,6 @@ from predictor.latency import (
     SegmentLatency,
     batch_split_latency,
     chain_latency,
-    front_fraction,
     mesh_latency,
     split_latency,
 )
@@ -73,7 +72,7 @@ async def post_split_latency(body: SplitLatencyCreate, cache: CacheDep, metrics:
     )
     result = split_latency(arch, head.lut, tail.lut, Link(body.bandwidth_mbps, body.bits))
     head_part, tail_part = result.segments
-    inside = arch.split > 0 and front_fraction(arch.layer_ops[arch.split - 1]) < 1.0
+    inside = arch.split > 0 and arch.layer_ops[arch.split - 1].front_share < 1.0
     per_layer = [
         {
             "layer": layer, "block": block, "latency_ms": ms,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from nas.topology import TopologyError, completion_latency, load_topology, parse_topology, topology_luts
-from predictor.latency import ChainLatency, Link, chain_latency, front_fraction, mesh_latency
+from predictor.latency import ChainLatency, Link, chain_latency, mesh_latency
 from spaces import Architecture, get_space, sample_architecture
 from tests.utils.synthetic_luts import synthetic_lut
 from tests.utils.topologies import CHAIN, MESH, edited
@@ -170,7 +170,7 @@ def test_mesh_latency_matches_a_hand_computation_and_the_design_formula() -> Non
     def send(source: str, target: str, elements: float) -> float:
         return float(topology.link(source, target).transfer_ms(elements))
 
-    front, front14 = front_fraction(space.op(8, "k5_e1/2")), front_fraction(space.op(14, "k3_e1/4"))
+    front, front14 = space.op(8, "k5_e1/2").front_share, space.op(14, "k3_e1/4").front_share
     assert 0 < front < 1 and 0 < front14 < 1
     ue_ms = luts["ue"].scale * luts["ue"].prefix_ms + sum(ms("ue", i) for i in range(4))
     root_ms = sum(ms("root", i) for i in range(4, 8)) + front * ms("root", 8)

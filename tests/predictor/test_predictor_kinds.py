@@ -10,7 +10,6 @@ from predictor import PREDICTORS, create_predictor, register_predictor
 from predictor.base import LatencyPredictor, model_terms
 from predictor.data import ModelSample, OpSample, TrainingData
 from predictor.errors import NotFittedError, PredictorError, UnmeasuredOpError
-from predictor.latency import front_fraction
 from predictor.store import dump_predictor, load_artifact
 from spaces import Architecture, Op, get_space
 from tests.predictor.synthetic import EXTENDED, MODEL_BIAS, SPACE, synthetic_data
@@ -182,7 +181,7 @@ def test_heads_sum_the_prefix_and_blocks_before_the_split_with_a_bottleneck_fron
     head = Architecture.parse(",".join(blocks) + "@5", s)
     terms = model_terms(head)
     assert [op for op, _ in terms] == [s.prefix[0].op] + head.layer_ops[:5]
-    assert terms[-1][1] == front_fraction(head.layer_ops[4]) < 1
+    assert terms[-1][1] == head.layer_ops[4].front_share < 1
     lookup = create_predictor("lookup").fit(synthetic_data(EXTENDED, configs=0, models=0))
     expected = sum(w * synthetic_ms(op) for op, w in terms)
     assert lookup.predict_models([head])[0] == pytest.approx(expected)

@@ -15,7 +15,6 @@ from predictor.latency import (
     batch_architecture_latency,
     batch_split_latency,
     chain_latency,
-    front_fraction,
     mesh_latency,
     split_latency,
 )
@@ -114,14 +113,14 @@ def test_mesh_latency_is_chain_plus_the_slowest_branch_after_the_root():
         mesh_latency(chain, 2.0, 1.0, [])
 
 
-def test_front_fraction_of_a_bottleneck_block_by_hand():
+def test_front_share_of_a_bottleneck_block_by_hand():
     op = get_space("fbnet-extended-cifar100").op(6, "k3_e1/4")  # 16x16, 32 -> 32 channels, mid 8
     expand = 32 * 8 * 256 + 5 * 8 * 256
     depthwise = 8 * 9 * 256 + 5 * 8 * 256
     project = 8 * 32 * 256 + 5 * 32 * 256
     assert op.flops == expand + depthwise + project == 210944
-    assert front_fraction(op) == pytest.approx((expand + depthwise) / 210944)
-    assert front_fraction(get_space("fbnet-extended-cifar100").op(6, "k3_e6")) == 1.0
+    assert op.front_share == pytest.approx((expand + depthwise) / 210944)
+    assert get_space("fbnet-extended-cifar100").op(6, "k3_e6").front_share == 1.0
 
 
 def test_split_after_a_bottleneck_block_falls_inside_it():
@@ -131,7 +130,7 @@ def test_split_after_a_bottleneck_block_falls_inside_it():
     blocks = ["k3_e3"] * 22
     blocks[6] = "k3_e1/4"
     arch = Architecture.parse(",".join(blocks), space).with_splits(7)
-    f = front_fraction(arch.layer_ops[6])
+    f = arch.layer_ops[6].front_share
     result = split_latency(arch, head, tail, Link(8))
     assert result.segments[0].payload_elements == 8 * 16 * 16  # the narrow mid tensor, not 32 x 16 x 16
     assert result.segments[0].compute_ms == pytest.approx(0.5 + sum(1.0 + n for n in range(6)) + f * 7.0)
