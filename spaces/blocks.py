@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Literal
 
 from spaces.errors import InvalidBlockError
+from spaces.kinds import get_op_kind
 
 BlockKind = Literal["conv", "skip", "mbconv", "identity"]
 
@@ -34,7 +35,7 @@ class Block:
     @property
     def is_bottleneck(self) -> bool:
         """True for the extended-space blocks (expansion below one) that can be split inside."""
-        return self.kind == "conv" and self.expansion < 1
+        return get_op_kind(self.kind).is_bottleneck(self)
 
     @property
     def expansion_text(self) -> str:
