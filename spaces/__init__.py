@@ -1,4 +1,4 @@
-"""Search spaces: layer tables, block catalogue, analytic shapes and costs (no torch import).
+"""Search spaces: layer tables, block catalogue, op kinds with analytic shapes and costs (no torch import).
 
 The torch modules that build blocks and networks live in ``spaces.modules`` and are imported only
 where torch is needed.
