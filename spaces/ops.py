@@ -103,6 +103,11 @@ class Op:
         """
         return self.op_kind.front_share(self)
 
+    @property
+    def front_parts(self) -> tuple[Part, ...]:
+        """The ``parts`` that run before the link when the network is split right after this op."""
+        return self.op_kind.front(self)
+
     # -- costs ----------------------------------------------------------------------------------
     @cached_property
     def parts(self) -> tuple[Part, ...]:

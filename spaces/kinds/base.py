@@ -83,9 +83,14 @@ class OpKind:
         """Elements sent over the link when the network is split right after ``op``."""
         return math.prod(op.output_shape)
 
+    def front(self, op: Op) -> tuple[Part, ...]:
+        """The parts that run before the link when the network is split right after ``op`` (all of them)."""
+        return op.parts
+
     def front_share(self, op: Op) -> float:
         """Share of the op's FLOPs that runs before the link when the network is split right after it."""
-        return 1.0
+        front = sum(part.flops for part in self.front(op))
+        return 1.0 if front == op.flops else front / op.flops
 
     def key_parts(self, op: Op) -> list[str]:
         """What names the op in its key besides the kind, resolution and channels."""

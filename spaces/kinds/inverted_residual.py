@@ -14,12 +14,12 @@ if TYPE_CHECKING:
 
 
 class InvertedResidualKind(OpKind):
-    """Expand 1x1 (``expands``), depthwise KxK, project 1x1; ``front`` is everything before the projection."""
+    """Expand 1x1 (when ``expands``), depthwise KxK, project 1x1; a bottleneck is split before the projection."""
 
     def expands(self, op: Op) -> bool:
         raise NotImplementedError
 
-    def front(self, op: Op) -> tuple[Part, ...]:
+    def before_projection(self, op: Op) -> tuple[Part, ...]:
         mid, h, h_out = op.mid, op.h, op.out_h
         parts: list[Part] = []
         if self.expands(op):
@@ -28,13 +28,13 @@ class InvertedResidualKind(OpKind):
                 parts.append(channel_shuffle(mid * h * h))
         return (*parts, Conv(mid, mid, op.kernel, mid, h, h_out), activation(mid * h_out * h_out))
 
-    def back(self, op: Op) -> tuple[Part, ...]:
+    def projection(self, op: Op) -> tuple[Part, ...]:
         h_out = op.out_h
-        projection = Conv(op.mid, op.cout, 1, op.groups, h_out, h_out)
-        return (projection, residual_add(op.cout * h_out * h_out)) if op.residual else (projection,)
+        project = Conv(op.mid, op.cout, 1, op.groups, h_out, h_out)
+        return (project, residual_add(op.cout * h_out * h_out)) if op.residual else (project,)
 
     def parts(self, op: Op) -> tuple[Part, ...]:
-        return self.front(op) + self.back(op)
+        return self.before_projection(op) + self.projection(op)
 
     def module(self, op: Op) -> nn.Module:
         from spaces.modules import InvertedResidual
@@ -44,15 +44,13 @@ class InvertedResidualKind(OpKind):
             groups=op.groups, residual=op.residual, act=op.act, expand=self.expands(op),
         )
 
+    def front(self, op: Op) -> tuple[Part, ...]:
+        """A bottleneck block's expand and depthwise convs (``InvertedResidual.front``); the whole block otherwise."""
+        return self.before_projection(op) if self.is_bottleneck(op) else op.parts
+
     def payload(self, op: Op) -> int:
         """For a bottleneck block, the narrow ``mid``-channel tensor after the depthwise conv."""
         return op.mid * op.out_h * op.out_h if self.is_bottleneck(op) else super().payload(op)
-
-    def front_share(self, op: Op) -> float:
-        """Below 1 for a bottleneck block: its expand and depthwise convs run before the link, its projection after."""
-        if not self.is_bottleneck(op):
-            return 1.0
-        return sum(part.flops for part in self.front(op)) / op.flops
 
     def key_parts(self, op: Op) -> list[str]:
         residual = "res" if op.residual else "nores"

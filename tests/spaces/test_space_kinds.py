@@ -88,6 +88,8 @@ def test_the_module_runs_exactly_the_kinds_parts(kind: str) -> None:
         assert [part.name for part in elementwise].count("residual_add") == int(residual), op.key
         assert op.key.startswith(f"{kind}_h{op.h}_cin{op.cin}_cout{op.cout}")
         assert op.is_identity == (not op.parts) == isinstance(module, nn.Identity), op.key
+        assert op.parts[: len(op.front_parts)] == op.front_parts, op.key
+        assert (op.front_parts == op.parts) == (not op.is_bottleneck) == (op.front_share == 1.0), op.key
 
 
 BOTTLENECKS = [op for ops in OPS_BY_KIND.values() for op in ops if op.is_bottleneck]
@@ -109,6 +111,7 @@ def test_front_share_is_the_flops_share_of_the_modules_front(op: Op) -> None:
         analysis.uncalled_modules_warnings(False)
         flops[name] = analysis.total()
     assert flops["whole"] == op.flops
+    assert sum(part.flops for part in op.front_parts) == flops["front"]
     assert op.front_share == flops["front"] / flops["whole"] < 1
 
 
