@@ -14,9 +14,11 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 import spaces
+from predictor.features import cost_terms
+from profiler.hwnasbench import benchmark_key
 from spaces import Op
-from spaces.kinds import OP_KINDS, Conv, Elementwise, OpKind, register_op_kind
-from spaces.modules import ChannelShuffle, InvertedResidual, build_op
+from spaces.kinds import OP_KINDS, Conv, Elementwise, OpKind, Part, register_op_kind
+from spaces.modules import ChannelShuffle, InvertedResidual, build_op, conv_bn
 
 
 def _ops_by_kind() -> dict[str, list[Op]]:
@@ -70,26 +72,57 @@ def _what_the_module_runs(module: nn.Module, x: torch.Tensor) -> tuple[torch.Ten
     return y, ran
 
 
+def assert_module_runs_the_parts(op: Op) -> None:
+    module = build_op(op).eval()
+    x = torch.randn(1, *op.input_shape)
+    y, ran = _what_the_module_runs(module, x)
+    elementwise = [part for part in op.parts if isinstance(part, Elementwise)]
+
+    assert tuple(y.shape) == (1, *op.output_shape), op.key
+    assert sum(p.numel() for p in module.parameters()) == op.params, op.key
+    assert ran["convs"] == [(c.cin, c.cout, c.kernel, c.groups, c.h_in, c.h_out, c.linear) for c in op.convs]
+    assert sum(ran["bn"]) == op.bn_elements, op.key
+    for name in ("activation", "channel_shuffle", "average_pool"):
+        assert ran[name] == [part.elements for part in elementwise if part.name == name], (op.key, name)
+    residual = isinstance(module, InvertedResidual) and module.residual
+    assert [part.name for part in elementwise].count("residual_add") == int(residual), op.key
+    assert op.key.startswith(f"{op.kind}_h{op.h}_cin{op.cin}_cout{op.cout}")
+    assert op.is_identity == (not op.parts) == isinstance(module, nn.Identity), op.key
+    assert op.parts[: len(op.front_parts)] == op.front_parts, op.key
+    assert (op.front_parts == op.parts) == (not op.is_bottleneck) == (op.front_share == 1.0), op.key
+
+
 @pytest.mark.parametrize("kind", list(OP_KINDS))
 def test_the_module_runs_exactly_the_kinds_parts(kind: str) -> None:
     for op in OPS_BY_KIND[kind]:
-        module = build_op(op).eval()
-        x = torch.randn(1, *op.input_shape)
-        y, ran = _what_the_module_runs(module, x)
-        elementwise = [part for part in op.parts if isinstance(part, Elementwise)]
+        assert_module_runs_the_parts(op)
 
-        assert tuple(y.shape) == (1, *op.output_shape), op.key
-        assert sum(p.numel() for p in module.parameters()) == op.params, op.key
-        assert ran["convs"] == [(c.cin, c.cout, c.kernel, c.groups, c.h_in, c.h_out, c.linear) for c in op.convs]
-        assert sum(ran["bn"]) == op.bn_elements, op.key
-        for name in ("activation", "channel_shuffle", "average_pool"):
-            assert ran[name] == [part.elements for part in elementwise if part.name == name], (op.key, name)
-        residual = isinstance(module, InvertedResidual) and module.residual
-        assert [part.name for part in elementwise].count("residual_add") == int(residual), op.key
-        assert op.key.startswith(f"{kind}_h{op.h}_cin{op.cin}_cout{op.cout}")
-        assert op.is_identity == (not op.parts) == isinstance(module, nn.Identity), op.key
-        assert op.parts[: len(op.front_parts)] == op.front_parts, op.key
-        assert (op.front_parts == op.parts) == (not op.is_bottleneck) == (op.front_share == 1.0), op.key
+
+class _ConvBN(OpKind):
+    """A kind written for this test only: conv and batch norm without activation."""
+
+    def parts(self, op: Op) -> tuple[Part, ...]:
+        return (Conv(op.cin, op.cout, op.kernel, op.groups, op.h, op.out_h),)
+
+    def module(self, op: Op) -> nn.Module:
+        return nn.Sequential(*conv_bn(op.cin, op.cout, op.kernel, stride=op.stride, groups=op.groups))
+
+    def key_parts(self, op: Op) -> list[str]:
+        return [f"k{op.kernel}", f"s{op.stride}", f"g{op.groups}"]
+
+
+def test_a_new_kind_is_one_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    kind = _ConvBN()
+    kind.name = "convbn"
+    monkeypatch.setitem(OP_KINDS, "convbn", kind)
+    op = Op("convbn", 9, 16, 32, 2, 3, groups=2)
+
+    assert (op.key, op.output_shape, op.payload) == ("convbn_h9_cin16_cout32_k3_s2_g2", (32, 5, 5), 800)
+    assert_module_runs_the_parts(op)
+    terms = cost_terms(op)
+    assert terms["dense_mac"] == op.macs == 8 * 32 * 9 * 25 and terms["torch_op"] == 2
+    with pytest.raises(ValueError, match="HW-NAS-Bench has no key for op kind 'convbn'"):
+        benchmark_key(op)
 
 
 BOTTLENECKS = [op for ops in OPS_BY_KIND.values() for op in ops if op.is_bottleneck]
