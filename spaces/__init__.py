@@ -14,6 +14,7 @@ from spaces.errors import (
     InvalidBlockError,
     InvalidLayerError,
     SpaceError,
+    UnknownOpKindError,
     UnknownSpaceError,
 )
 from spaces.ops import Op
@@ -30,6 +31,7 @@ __all__ = [
     "Op",
     "SearchSpace",
     "SpaceError",
+    "UnknownOpKindError",
     "UnknownSpaceError",
     "get_space",
     "list_spaces",

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from spaces.errors import UnknownOpKindError
 from spaces.kinds.parts import Part
 from spaces.registry import registrar
 
@@ -33,9 +34,9 @@ def register_op_kind(name: str) -> Callable[[K], K]:
 
 
 def get_op_kind(name: str) -> OpKind:
-    """The registered kind ``name``, or a ValueError listing the registered ones."""
+    """The registered kind ``name``, or UnknownOpKindError listing the registered ones."""
     if name not in OP_KINDS:
-        raise ValueError(f"unknown op kind {name!r}; allowed: {', '.join(OP_KINDS)}")
+        raise UnknownOpKindError(f"unknown op kind {name!r}; allowed: {', '.join(OP_KINDS)}")
     return OP_KINDS[name]
 
 

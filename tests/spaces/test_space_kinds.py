@@ -16,7 +16,7 @@ from torch import nn
 import spaces
 from predictor.features import cost_terms
 from profiler.hwnasbench import benchmark_key
-from spaces import Op
+from spaces import Op, UnknownOpKindError
 from spaces.kinds import OP_KINDS, Conv, Elementwise, OpKind, Part, register_op_kind
 from spaces.modules import ChannelShuffle, InvertedResidual, build_op, conv_bn
 
@@ -160,7 +160,7 @@ def test_parts_cost_what_conv_and_elementwise_layers_cost() -> None:
 
 
 def test_an_unknown_kind_is_refused_naming_the_registered_ones() -> None:
-    with pytest.raises(ValueError, match="unknown op kind 'lstm'; allowed: conv, skip, mbconv"):
+    with pytest.raises(UnknownOpKindError, match="unknown op kind 'lstm'; allowed: conv, skip, mbconv"):
         Op("lstm", 8, 16, 16)
 
 
