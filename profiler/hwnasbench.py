@@ -45,22 +45,11 @@ Tables = dict[str, dict[str, float]]
 
 
 def benchmark_key(op: Op) -> str:
-    """HW-NAS-Bench's key for ``op`` (H and W are the operator's input resolution)."""
-    hw = f"H{op.h}_W{op.h}"
-    if op.kind == "conv":
-        return (
-            f"ConvBlock_{hw}_Cin{op.cin}_Cout{op.cout}_exp{op.expansion}_kernel{op.kernel}_stride{op.stride}"
-            f"_group{op.groups}"
-        )
-    if op.kind == "skip":
-        return f"Skip_{hw}_Cin{op.cin}_Cout{op.cout}_stride{op.stride}"
-    if op.kind == "convnorm":
-        return f"ConvNorm_{hw}_Cin{op.cin}_Cout{op.cout}_kernel{op.kernel}_stride{op.stride}_group{op.groups}"
-    if op.kind == "pool":
-        return f"AvgP_{hw}_Cin{op.cin}_Cout{op.cout}_kernel{op.h}_stride1"
-    if op.kind == "fc":
-        return f"FC_Cin{op.cin}_Cout{op.cout}"
-    raise ValueError(f"HW-NAS-Bench has no key for op kind {op.kind!r}")
+    """HW-NAS-Bench's key for ``op`` (its kind's ``benchmark_key``)."""
+    key = op.op_kind.benchmark_key(op)
+    if key is None:
+        raise ValueError(f"HW-NAS-Bench has no key for op kind {op.kind!r}")
+    return key
 
 
 @dataclass(frozen=True)

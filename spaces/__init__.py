@@ -1,4 +1,4 @@
-"""Search spaces: layer tables, block catalogue, analytic shapes and costs (no torch import).
+"""Search spaces: layer tables, block catalogue, op kinds with analytic shapes and costs (no torch import).
 
 The torch modules that build blocks and networks live in ``spaces.modules`` and are imported only
 where torch is needed.
@@ -14,6 +14,7 @@ from spaces.errors import (
     InvalidBlockError,
     InvalidLayerError,
     SpaceError,
+    UnknownOpKindError,
     UnknownSpaceError,
 )
 from spaces.ops import Op
@@ -30,6 +31,7 @@ __all__ = [
     "Op",
     "SearchSpace",
     "SpaceError",
+    "UnknownOpKindError",
     "UnknownSpaceError",
     "get_space",
     "list_spaces",

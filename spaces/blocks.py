@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Literal
 
 from spaces.errors import InvalidBlockError
+from spaces.kinds import get_op_kind
 
 BlockKind = Literal["conv", "skip", "mbconv", "identity"]
 
@@ -18,10 +19,8 @@ _CONV_NAME = re.compile(r"^k(?P<k>\d+)_e(?P<e>\d+(?:/[1-9]\d*)?)(?:_g(?P<g>\d+))
 class Block:
     """One candidate operation of a layer, independent of the layer's shape.
 
-    kind ``conv`` is the FBNet block (expand 1x1, depthwise KxK, project 1x1, ReLU, residual
-    whenever the shapes allow it); ``mbconv`` the MobileNetV2 block (ReLU6, residual only when
-    ``residual`` is set); ``skip`` the FBNet skip (identity, or 1x1 conv when shapes change);
-    ``identity`` the MBConv-space zero-cost op.
+    ``kind`` names the op kind it becomes at a layer (``spaces.kinds``): ``conv`` the FBNet block,
+    ``mbconv`` the MobileNetV2 block, ``skip`` the FBNet skip, ``identity`` the MBConv-space zero-cost op.
     """
 
     name: str
@@ -34,11 +33,7 @@ class Block:
     @property
     def is_bottleneck(self) -> bool:
         """True for the extended-space blocks (expansion below one) that can be split inside."""
-        return self.kind == "conv" and self.expansion < 1
-
-    @property
-    def expansion_text(self) -> str:
-        return str(self.expansion)
+        return get_op_kind(self.kind).is_bottleneck(self)
 
 
 def conv_block(kernel: int, expansion: Fraction | int, groups: int = 1) -> Block:

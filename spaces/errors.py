@@ -4,11 +4,15 @@ from __future__ import annotations
 
 
 class SpaceError(ValueError):
-    """A space, layer, block or architecture name that the search space does not know."""
+    """A space, op kind, layer, block or architecture name that the search space does not know."""
 
 
 class UnknownSpaceError(SpaceError):
     """The search space name is not registered."""
+
+
+class UnknownOpKindError(SpaceError):
+    """The op kind is not registered (``spaces.kinds``)."""
 
 
 class InvalidLayerError(SpaceError):

@@ -1,6 +1,7 @@
 """Torch modules for every op of every space, and whole (optionally split) architectures.
 
-Built from the same ``Op`` definitions as the analytic costs, so shapes, parameters and FLOPs agree.
+Each op kind builds its module (``spaces.kinds``) from the layers below, the same ``Op`` definitions
+its analytic costs are summed over, so shapes, parameters and FLOPs agree.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from spaces.arch import Architecture
 from spaces.ops import Activation, Op
 
 
-def activation(act: Activation) -> nn.Module:
+def activation_module(act: Activation) -> nn.Module:
     return nn.ReLU6(inplace=True) if act == "relu6" else nn.ReLU(inplace=True)
 
 
@@ -50,10 +51,10 @@ class InvertedResidual(nn.Module):
         mid = int(cin * expansion)
         front: list[nn.Module] = []
         if expand:
-            front += [*conv_bn(cin, mid, 1, groups=groups), activation(act)]
+            front += [*conv_bn(cin, mid, 1, groups=groups), activation_module(act)]
             if groups > 1:
                 front.append(ChannelShuffle(groups))
-        front += [*conv_bn(mid, mid, kernel, stride=stride, groups=mid), activation(act)]
+        front += [*conv_bn(mid, mid, kernel, stride=stride, groups=mid), activation_module(act)]
         self.front = nn.Sequential(*front)
         self.back = nn.Sequential(*conv_bn(mid, cout, 1, groups=groups))
         self.residual = residual
@@ -65,25 +66,7 @@ class InvertedResidual(nn.Module):
 
 def build_op(op: Op) -> nn.Module:
     """The torch module computing ``op`` (input shape ``op.input_shape`` plus a batch dimension)."""
-    if op.kind in ("conv", "mbconv"):
-        return InvertedResidual(
-            cin=op.cin, cout=op.cout, kernel=op.kernel, expansion=float(op.expansion), stride=op.stride,
-            groups=op.groups, residual=op.residual, act=op.act,
-            expand=op.kind == "conv" or op.expansion != 1,
-        )
-    if op.is_identity:
-        return nn.Identity()
-    if op.kind == "skip":
-        return nn.Sequential(*conv_bn(op.cin, op.cout, 1, stride=op.stride), nn.ReLU(inplace=True))
-    if op.kind == "convnorm":
-        return nn.Sequential(
-            *conv_bn(op.cin, op.cout, op.kernel, stride=op.stride, groups=op.groups), activation(op.act)
-        )
-    if op.kind == "pool":
-        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    if op.kind == "fc":
-        return nn.Linear(op.cin, op.cout)
-    raise ValueError(f"no module for op kind {op.kind!r}")
+    return op.op_kind.module(op)
 
 
 def _named_ops(arch: Architecture) -> list[tuple[str, Op]]:

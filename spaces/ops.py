@@ -4,6 +4,7 @@ Cost conventions (DESIGN.md section 4): ``macs`` counts the multiply-accumulates
 linear layer; ``flops`` is the reference convention, MACs plus 5 per batch-norm output element (what
 fvcore reports for a block in training mode); ReLU, channel shuffle and the residual add count
 nothing. ``params`` counts trainable parameters (BN affine included, running statistics excluded).
+What depends on the op's kind is its ``OpKind`` in ``spaces.kinds``; an op sums its kind's parts.
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ from functools import cached_property
 from typing import Literal
 
 from spaces.blocks import Block
+from spaces.kinds import BN_FLOPS_PER_ELEMENT, Conv, OpKind, Part, get_op_kind
 
-OpKind = Literal["conv", "skip", "mbconv", "identity", "convnorm", "pool", "fc"]
+__all__ = ["BN_FLOPS_PER_ELEMENT", "Activation", "Op"]
+
 Activation = Literal["relu", "relu6"]
-
-BN_FLOPS_PER_ELEMENT = 5
 
 
 @dataclass(frozen=True)
 class Op:
     """One operation at a fixed input shape: a candidate block at a layer, or a fixed layer.
 
-    ``h`` is the input resolution (square inputs); ``expansion`` multiplies the *input* channels.
+    ``kind`` names a registered ``spaces.kinds.OpKind``; ``h`` is the input resolution (square inputs);
+    ``expansion`` multiplies the *input* channels.
     """
 
-    kind: OpKind
+    kind: str
     h: int
     cin: int
     cout: int
@@ -40,25 +42,24 @@ class Op:
     residual: bool = False
     act: Activation = "relu"
 
+    def __post_init__(self) -> None:
+        get_op_kind(self.kind)  # an unknown kind fails here, naming the registered ones
+
     @classmethod
     def from_block(cls, block: Block, *, h: int, cin: int, cout: int, stride: int, act: Activation) -> Op:
         """The op that ``block`` becomes at a layer with this shape."""
         shortcut_possible = stride == 1 and cin == cout
-        if block.kind == "skip":
-            return cls("skip", h, cin, cout, stride, act="relu")
-        if block.kind == "identity":
-            return cls("identity", h, cin, cout, stride, act=act)
-        residual = block.residual and shortcut_possible
-        return cls(block.kind, h, cin, cout, stride, block.kernel, block.expansion, block.groups, residual, act)
+        fields = get_op_kind(block.kind).block_fields(block, shortcut_possible=shortcut_possible, act=act)
+        return cls(block.kind, h, cin, cout, stride, **fields)
+
+    @property
+    def op_kind(self) -> OpKind:
+        return get_op_kind(self.kind)
 
     # -- shapes ---------------------------------------------------------------------------------
     @property
     def out_h(self) -> int:
-        if self.kind == "fc":
-            return 1
-        if self.kind == "pool":
-            return 1
-        return math.ceil(self.h / self.stride)
+        return self.op_kind.out_h(self)
 
     @property
     def mid(self) -> int:
@@ -70,17 +71,19 @@ class Op:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return (self.cin,) if self.kind == "fc" else (self.cin, self.h, self.h)
+        return self.op_kind.input_shape(self)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        if self.kind in ("fc", "pool"):
-            return (self.cout,)
-        return (self.cout, self.out_h, self.out_h)
+        return self.op_kind.output_shape(self)
 
     @property
     def is_bottleneck(self) -> bool:
-        return self.kind == "conv" and self.expansion < 1
+        return self.op_kind.is_bottleneck(self)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.op_kind.is_identity(self)
 
     @property
     def payload(self) -> int:
@@ -89,9 +92,7 @@ class Op:
         For a bottleneck block (expansion below one) the split happens inside the block, after its
         depthwise conv, so the payload is the narrow ``mid``-channel tensor.
         """
-        if self.is_bottleneck:
-            return self.mid * self.out_h * self.out_h
-        return math.prod(self.output_shape)
+        return self.op_kind.payload(self)
 
     @property
     def front_share(self) -> float:
@@ -100,67 +101,39 @@ class Op:
         1 for every op but a bottleneck block, which is split inside: its expand and depthwise convs run
         before the link, its projection after.
         """
-        if not self.is_bottleneck:
-            return 1.0
-        hw_in, hw_out, mid = self.h * self.h, self.out_h * self.out_h, self.mid
-        expand = self.cin * mid * hw_in + BN_FLOPS_PER_ELEMENT * mid * hw_in
-        depthwise = mid * self.kernel * self.kernel * hw_out + BN_FLOPS_PER_ELEMENT * mid * hw_out
-        return (expand + depthwise) / self.flops
+        return self.op_kind.front_share(self)
 
     @property
-    def is_identity(self) -> bool:
-        return self.kind == "identity" or (self.kind == "skip" and self.stride == 1 and self.cin == self.cout)
+    def front_parts(self) -> tuple[Part, ...]:
+        """The ``parts`` that run before the link when the network is split right after this op."""
+        return self.op_kind.front(self)
 
     # -- costs ----------------------------------------------------------------------------------
-    @property
-    def macs(self) -> int:
-        return self._cost_table["macs"]
+    @cached_property
+    def parts(self) -> tuple[Part, ...]:
+        """The layers the op runs, in order (what its torch module is made of)."""
+        return self.op_kind.parts(self)
 
     @property
-    def flops(self) -> int:
-        return self._cost_table["flops"]
-
-    @property
-    def params(self) -> int:
-        return self._cost_table["params"]
-
-    @property
-    def bn_elements(self) -> int:
-        return self._cost_table["bn"]
+    def convs(self) -> tuple[Conv, ...]:
+        """The conv and linear layers among ``parts``."""
+        return tuple(part for part in self.parts if isinstance(part, Conv))
 
     @cached_property
-    def _cost_table(self) -> dict[str, int]:
-        hw_in, hw_out = self.h * self.h, self.out_h * self.out_h
-        macs = params = bn = 0
+    def macs(self) -> int:
+        return sum(part.macs for part in self.parts)
 
-        def conv(cin: int, cout: int, kernel: int, groups: int, hw: int) -> None:
-            nonlocal macs, params, bn
-            weights = cin // groups * cout * kernel * kernel
-            macs += weights * hw
-            params += weights + 2 * cout  # conv weight + BN affine
-            bn += cout * hw
+    @cached_property
+    def flops(self) -> int:
+        return sum(part.flops for part in self.parts)
 
-        if self.kind == "conv":
-            conv(self.cin, self.mid, 1, self.groups, hw_in)
-            conv(self.mid, self.mid, self.kernel, self.mid, hw_out)
-            conv(self.mid, self.cout, 1, self.groups, hw_out)
-        elif self.kind == "mbconv":
-            if self.expansion != 1:
-                conv(self.cin, self.mid, 1, 1, hw_in)
-            conv(self.mid, self.mid, self.kernel, self.mid, hw_out)
-            conv(self.mid, self.cout, 1, 1, hw_out)
-        elif self.kind == "skip":
-            if not self.is_identity:
-                conv(self.cin, self.cout, 1, 1, hw_out)
-        elif self.kind == "convnorm":
-            conv(self.cin, self.cout, self.kernel, self.groups, hw_out)
-        elif self.kind == "fc":
-            macs = self.cin * self.cout
-            params = self.cin * self.cout + self.cout
-        elif self.kind == "pool":
-            # fvcore counts one FLOP per input element of adaptive_avg_pool2d.
-            return {"macs": 0, "flops": self.cin * hw_in, "params": 0, "bn": 0}
-        return {"macs": macs, "flops": macs + BN_FLOPS_PER_ELEMENT * bn, "params": params, "bn": bn}
+    @cached_property
+    def params(self) -> int:
+        return sum(part.params for part in self.parts)
+
+    @cached_property
+    def bn_elements(self) -> int:
+        return sum(part.bn_elements for part in self.parts)
 
     @property
     def activation_elements(self) -> int:
@@ -171,16 +144,7 @@ class Op:
     @property
     def key(self) -> str:
         """Canonical string naming this op, shared by every layer (and space) with the same op."""
-        parts = [self.kind, f"h{self.h}", f"cin{self.cin}", f"cout{self.cout}"]
-        if self.kind in ("conv", "mbconv", "convnorm"):
-            parts += [f"k{self.kernel}", f"s{self.stride}", f"e{self.expansion}", f"g{self.groups}"]
-        elif self.kind == "skip":
-            parts.append(f"s{self.stride}")
-        if self.kind in ("conv", "mbconv"):
-            parts.append("res" if self.residual else "nores")
-        if self.kind in ("mbconv", "convnorm"):
-            parts.append(self.act)
-        return "_".join(parts)
+        return "_".join([self.kind, f"h{self.h}", f"cin{self.cin}", f"cout{self.cout}", *self.op_kind.key_parts(self)])
 
     def features(self) -> dict[str, float]:
         """Numeric description of the op for regression models."""

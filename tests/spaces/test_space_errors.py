@@ -77,7 +77,7 @@ def _with(layer: int, block: str) -> list[str]:
                      id="unknown-space"),
     ],
 )
-def test_invalid_architecture_strings(space, text: str, error: type[SpaceError], fragments: list[str]) -> None:  # noqa: ANN001
+def test_invalid_architecture_strings(space, text: str, error: type[SpaceError], fragments: list[str]) -> None:
     with pytest.raises(error) as info:
         Architecture.parse(text, space)
     assert isinstance(info.value, SpaceError) and isinstance(info.value, ValueError)

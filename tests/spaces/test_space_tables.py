@@ -245,7 +245,7 @@ def _hwnasbench_key(op: Op) -> str:
     return f"FC_Cin{op.cin}_Cout{op.cout}"
 
 
-def test_fbnet_spaces_match_the_hwnasbench_lookup_table_keys(hwnasbench_dir) -> None:  # noqa: ANN001
+def test_fbnet_spaces_match_the_hwnasbench_lookup_table_keys(hwnasbench_dir) -> None:
     import pickle
 
     with open(hwnasbench_dir / "hwnasbench_fbnet_lut.pickle", "rb") as f:
