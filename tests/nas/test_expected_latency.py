@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from nas.expected_latency import ExpectedLatency, split_tuple_probs, split_tuples
-from nas.topology import completion_latency, parse_topology, topology_luts
+from predictor.topology import completion_latency, topology_luts
+from predictor.topology_file import parse_topology
 from spaces import Architecture, get_space, sample_architecture
 from tests.utils.synthetic_luts import synthetic_lut
 from tests.utils.topologies import CHAIN, MESH, edited
