@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from predictor.topology import CompletionLatency, Topology, completion_latency, 
 from spaces import Architecture, SearchSpace, get_space
 
 
+@runtime_checkable
 class LatencyModel(Protocol):
     """What a search asks of its latency model."""
 
