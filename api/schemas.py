@@ -191,92 +191,74 @@ class SplitLatencyPublic(BaseModel):
     predictors: dict[str, str] = Field(description="the predictor answering for each device")
 
 
-class LinkCreate(BaseModel):
-    bandwidth_mbps: PositiveMbps
-    bits: Bits = 32
+EXAMPLE_ARCH = ("k3_e1,k3_e1,k5_e6,skip,k3_e3,k5_e6,k3_e1,k5_e3,skip,k3_e6,k5_e1,k3_e1_g2,k5_e6,k3_e3,skip,k5_e1_g2,"
+                "k3_e6,k5_e6,k3_e1,skip,k5_e3,k3_e6")
 
 
-class ChainLatencyCreate(ArchitectureInput):
-    """M devices in a chain; the architecture has M - 1 split points, link m carries device m's output."""
+class TopologyLatencyCreate(ArchitectureInput):
+    """An architecture on a chain or mesh of devices: the topology document of ``nas search --topology``.
 
-    topology: Literal["chain"]
-    splits: list[int] | None = Field(default=None, description="split points, with 'blocks'")
-    devices: list[str] = Field(min_length=2)
-    links: list[LinkCreate] = Field(min_length=1)
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "topology": "chain",
-                    "arch": "k3_e1,k3_e1,k5_e6,skip,k3_e3,k5_e6,k3_e1,k5_e3,skip,k3_e6,k5_e1,k3_e1_g2,k5_e6,k3_e3,"
-                    "skip,k5_e1_g2,k3_e6,k5_e6,k3_e1,skip,k5_e3,k3_e6@4,12",
-                    "devices": ["raspi4", "pixel3", "edgegpu"],
-                    "links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": 50}],
-                }
-            ]
-        }
-    )
-
-    @model_validator(mode="after")
-    def _check_form(self) -> ChainLatencyCreate:
-        _one_form(self, "splits", self.splits)
-        return self
-
-    @property
-    def text(self) -> str:
-        return self.architecture_text(self.splits or [])
-
-
-class BranchCreate(BaseModel):
-    device: str
-    bandwidth_mbps: PositiveMbps = Field(description="the branch's link to the merging device")
-    bits: Bits = 32
-
-
-class MeshLatencyCreate(ArchitectureInput):
-    """A chain, then a root that broadcasts its output to parallel branches (DESIGN.md section 3).
-
-    ``devices`` lists the chain devices and last the root; the architecture has one split point per
-    device (the root's is where it broadcasts). ``links[m]`` carries device m's output (the last one
-    is the root's broadcast link). Every branch runs the layers after the last split point and sends
-    the network's output to the merging device over its own link.
+    The document is the topology file's content as JSON (``predictor.topology_file``): ``topology``,
+    ``devices``, ``links`` and, for a mesh, ``chain``, ``root``, ``branches`` and ``merge``. The split
+    points come from ``arch`` ('...@k1,k2'), from ``splits`` with ``blocks``, or from the document's
+    ``assignment`` when neither gives them. Errors in the document name its field.
     """
 
-    topology: Literal["mesh"]
+    topology: str = Field(description="chain | mesh")
+    name: str | None = Field(default=None, description="the topology's name (default: 'topology')")
+    devices: list[Any] = Field(description="{name, device, latency_factor?}: device is the profiled table's device")
+    links: list[Any] = Field(description="{from, to, bandwidth_mbps, bits?} between consecutive stages' devices")
+    chain: list[Any] | None = Field(default=None, description="chain order; a mesh's chain part")
+    root: Any = Field(default=None, description="mesh: the device that broadcasts to the branches")
+    branches: list[Any] | None = Field(default=None, description="mesh: parallel devices, names or {device, share}")
+    merge: Any = Field(default=None, description="mesh: the device that merges the branches and runs the rest")
+    assignment: Any = Field(default=None, description="{splits: [...]} or {layers: {device: [first, last]}}")
     splits: list[int] | None = Field(default=None, description="split points, with 'blocks'")
-    devices: list[str] = Field(min_length=1, description="chain devices, then the root")
-    links: list[LinkCreate] = Field(min_length=1)
-    branches: list[BranchCreate] = Field(min_length=1)
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
-                    "topology": "mesh",
-                    "arch": "k3_e1,k3_e1,k5_e6,skip,k3_e3,k5_e6,k3_e1,k5_e3,skip,k3_e6,k5_e1,k3_e1_g2,k5_e6,k3_e3,"
-                    "skip,k5_e1_g2,k3_e6,k5_e6,k3_e1,skip,k5_e3,k3_e6@4,12",
-                    "devices": ["raspi4", "pixel3"],
-                    "links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": 50}],
-                    "branches": [
-                        {"device": "edgegpu", "bandwidth_mbps": 200}, {"device": "fpga", "bandwidth_mbps": 200}
-                    ],
-                }
+                    "topology": "chain", "arch": EXAMPLE_ARCH + "@4,12",
+                    "devices": [{"name": "ue", "device": "raspi4"}, {"name": "edge", "device": "edgegpu"},
+                                {"name": "cloud", "device": "edgegpu", "latency_factor": 0.5}],
+                    "links": [{"from": "ue", "to": "edge", "bandwidth_mbps": 25},
+                              {"from": "edge", "to": "cloud", "bandwidth_mbps": 50, "bits": 16}],
+                },
+                {
+                    "topology": "mesh", "arch": EXAMPLE_ARCH + "@4,9,15",
+                    "devices": [{"name": "ue", "device": "raspi4"}, {"name": "root", "device": "edgegpu"},
+                                {"name": "e1", "device": "edgegpu"}, {"name": "e2", "device": "raspi4"},
+                                {"name": "merge", "device": "edgegpu"}],
+                    "links": [{"from": "ue", "to": "root", "bandwidth_mbps": 20},
+                              {"from": "root", "to": "e1", "bandwidth_mbps": 50},
+                              {"from": "root", "to": "e2", "bandwidth_mbps": 40},
+                              {"from": "e1", "to": "merge", "bandwidth_mbps": 100},
+                              {"from": "e2", "to": "merge", "bandwidth_mbps": 80}],
+                    "chain": ["ue"], "root": "root", "merge": "merge",
+                    "branches": [{"device": "e1", "share": 0.7}, {"device": "e2", "share": 0.3}],
+                },
             ]
         }
     )
 
     @model_validator(mode="after")
-    def _check_form(self) -> MeshLatencyCreate:
-        _one_form(self, "splits", self.splits)
+    def _check_form(self) -> TopologyLatencyCreate:
+        if (self.arch is None) == (self.blocks is None):
+            raise ValueError("give either 'arch' (a string, with '@k1,k2,...' unless the assignment gives them) "
+                             "or 'blocks' (a list)")
+        if self.arch is not None and self.splits is not None:
+            raise ValueError("give the split points inside 'arch' ('...@k1,k2'), not in 'splits'")
         return self
+
+    def document(self) -> dict[str, Any]:
+        """The topology document as ``predictor.topology_file.parse_topology`` reads it."""
+        keys = ("name", "topology", "devices", "links", "chain", "root", "branches", "merge", "assignment")
+        return {k: getattr(self, k) for k in keys if k in self.model_fields_set}
 
     @property
     def text(self) -> str:
         return self.architecture_text(self.splits or [])
-
-
-MultiLatencyCreate = Annotated[ChainLatencyCreate | MeshLatencyCreate, Field(discriminator="topology")]
 
 
 class SegmentPublic(BaseModel):
@@ -288,31 +270,18 @@ class SegmentPublic(BaseModel):
     comm_ms: float
 
 
-class ChainLatencyPublic(BaseModel):
-    topology: Literal["chain"] = "chain"
-    arch: str
-    total_ms: float
-    compute_ms: float
-    comm_ms: float
-    segments: list[SegmentPublic]
-    per_layer_ms: list[float]
+class TopologyLatencyPublic(BaseModel):
+    """``predictor.latency.CompletionLatency.to_dict()`` of the architecture on the topology."""
 
-
-class BranchPublic(BaseModel):
-    device: str
-    compute_ms: float
-    comm_ms: float
-    path_ms: float = Field(description="root compute + broadcast + branch compute + branch link")
-
-
-class MeshLatencyPublic(BaseModel):
-    topology: Literal["mesh"] = "mesh"
-    arch: str
-    total_ms: float = Field(description="chain total + the slowest root-to-branch path")
-    chain: list[SegmentPublic]
-    root: SegmentPublic
-    branches: list[BranchPublic]
-    critical_branch: str
+    topology: Literal["chain", "mesh"]
+    name: str
+    arch: str = Field(description="the canonical architecture string, with its split points")
+    total_ms: float = Field(description="completion latency (README: completion latency)")
+    segments: list[SegmentPublic] = Field(description="the critical path: every stage, a mesh's slowest branch")
+    branch_ms: dict[str, float] = Field(description="mesh: root compute + broadcast + branch compute + its send")
+    critical_branch: str | None
+    payload_bytes: float = Field(description="bytes sent over the critical path's links")
+    predictors: dict[str, str] = Field(description="the predictor answering for each topology device")
 
 
 class SplitLatencyBatchCreate(BaseModel):
@@ -364,6 +333,7 @@ class LUTPublic(BaseModel):
     space: str
     predictor: str
     scale: float = Field(description="model-level correction applied to every compute segment")
+    call_ms: float = Field(description="what one call of a network part costs on the device besides its ops")
     blocks: list[str]
     table: list[list[float | None]]
     measured: list[list[bool]]

@@ -107,8 +107,9 @@ def main() -> None:
     from nas.config import SearchConfig
     from nas.data import load_data
     from nas.jobs import run_search
+    from nas.latency import TopologyLatency
     from nas.latency_client import LatencyClient
-    from nas.topology import TopologyLatency, parse_topology, read_topology
+    from predictor.topology_file import parse_topology, read_topology
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     db_url = args.db or f"sqlite:///{args.workdir / 'bench.db'}"

@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from nas.topology import Topology, TopologyError
-from predictor.latency import DeviceLUT
+from predictor.latency import DeviceLUT, completion_terms, fixed_terms
+from predictor.topology import Topology, TopologyError
 from spaces import SearchSpace
 
 MAX_SPLIT_TUPLES = 200_000
@@ -53,7 +53,7 @@ class ExpectedLatency:
     """E[T] of a space on a topology as a differentiable function of the architecture distribution.
 
     Probabilities come per layer, ordered like ``space.layer(l).block_names``. ``luts`` maps each
-    topology device name to its latency table (``nas.topology.topology_luts``).
+    topology device name to its latency table (``predictor.topology.topology_luts``).
     """
 
     def __init__(self, space: SearchSpace, topology: Topology, luts: Mapping[str, DeviceLUT]) -> None:
@@ -72,7 +72,6 @@ class ExpectedLatency:
                 payloads.append(op.payload)
                 columns.append((layer.index, block.name))
         table = np.empty((len(self.device_names), len(columns)))
-        prefix, suffix, calls = [], [], []
         for d, name in enumerate(self.device_names):
             lut = luts[name]
             if lut.space != space.name:
@@ -85,17 +84,12 @@ class ExpectedLatency:
                         "use a predictor that fills unmeasured entries"
                     )
                 table[d, c] = lut.scale * value
-            prefix.append(lut.scale * lut.prefix_ms)
-            suffix.append(lut.scale * lut.suffix_ms)
-            calls.append(lut.call_ms)
+        self.fixed = fixed_terms([luts[name] for name in self.device_names])
         f64 = torch.float64
         self.layer_of = torch.tensor(layer_of, dtype=torch.long)
         self.table = torch.tensor(table, dtype=f64)
         self.front = torch.tensor(fronts, dtype=f64)
         self.payload = torch.tensor(payloads, dtype=f64)
-        self.prefix_ms = torch.tensor(prefix, dtype=f64)
-        self.suffix_ms = torch.tensor(suffix, dtype=f64)
-        self.call_ms = torch.tensor(calls, dtype=f64)  # once per part a device runs
         self.prefix_payload = float(space.prefix[-1].op.payload)
         self._tuples: torch.Tensor | None = None
 
@@ -105,9 +99,6 @@ class ExpectedLatency:
         if self._tuples is None:
             self._tuples = split_tuples(self.n_layers, self.topology.n_splits)
         return self._tuples
-
-    def _index(self, name: str) -> int:
-        return self.device_names.index(name)
 
     def layer_terms(self, probs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Expected per-layer latency u (D, n), its back part ub (D, n) and payload v at split k (n + 1)."""
@@ -126,53 +117,11 @@ class ExpectedLatency:
     def latencies(self, probs: Sequence[torch.Tensor], splits: torch.Tensor) -> torch.Tensor:
         """E[T | splits] for each row of ``splits`` (K, n_splits): shape (K,)."""
         u, ub, v = self.layer_terms(probs)
-        zero = u.new_zeros(u.shape[0], 1)
-        cum = torch.cat([zero, u.cumsum(dim=1)], dim=1)  # cum[d, k] = sum of layers < k
-        back = torch.cat([zero, ub], dim=1)  # back[d, k] = back part of layer k - 1 (0 for k = 0)
         k_rows = splits.shape[0]
         bounds = torch.cat(
             [splits.new_zeros(k_rows, 1), splits, splits.new_full((k_rows, 1), self.n_layers)], dim=1
         )
-        stages = self.topology.stages
-        last = len(stages) - 1
-
-        def compute(s: int, name: str, share: float) -> torch.Tensor:
-            d = self._index(name)
-            a, e = bounds[:, s], bounds[:, s + 1]
-            value = cum[d, e] - cum[d, a]
-            if s < last:
-                value = value - back[d, e]
-            if s > 0:
-                value = value + back[d, a]
-            value = share * value + self.call_ms[d]
-            if s == 0:
-                value = value + self.prefix_ms[d]
-            if s == last:
-                value = value + self.suffix_ms[d]
-            return value
-
-        def comm(s: int, source: str, target: str, share: float) -> torch.Tensor:
-            link = self.topology.link(source, target)
-            return share * v[bounds[:, s + 1]] * (link.bits / (link.bandwidth_mbps * 1e3))
-
-        p = self.topology.parallel_stage
-        total = u.new_zeros(k_rows)
-        for s, stage in enumerate(stages):
-            if stage.parallel or (p is not None and s == p - 1):
-                continue
-            name = stage.devices[0]
-            total = total + compute(s, name, 1.0)
-            if s < last:
-                total = total + comm(s, name, stages[s + 1].devices[0], 1.0)
-        if p is not None:
-            root, merge = stages[p - 1].devices[0], stages[p + 1].devices[0]
-            root_ms = compute(p - 1, root, 1.0)
-            branches = [
-                root_ms + comm(p - 1, root, name, 1.0) + compute(p, name, share) + comm(p, name, merge, share)
-                for name, share in zip(stages[p].devices, stages[p].shares, strict=True)
-            ]
-            total = total + torch.stack(branches).amax(dim=0)
-        return total
+        return completion_terms(u[None], ub[None], v[None], bounds, self.topology.layout, self.fixed).total
 
     def __call__(
         self,

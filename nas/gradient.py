@@ -18,9 +18,9 @@ import torch.nn.functional as F
 
 from nas.expected_latency import ExpectedLatency, split_tuple_probs
 from nas.gates import ArchitectureParameters, GatedSupernet
+from nas.latency import TopologyLatency
 from nas.latency_losses import LatencyLoss, create_latency_loss
 from nas.methods import SearchContext, SearchResult, register_method
-from nas.topology import TopologyLatency
 from nas.training import make_optimizer, retrain
 
 

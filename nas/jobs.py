@@ -18,11 +18,11 @@ from nas import gradient as _gradient  # noqa: F401
 from nas import nasc as _nasc  # noqa: F401
 from nas.config import SearchConfig
 from nas.data import ImageData, load_data, subset
-from nas.latency import SplitLatencyModel
+from nas.latency import SplitLatencyModel, TopologyLatency
 from nas.latency_client import LatencyClient
 from nas.methods import CallbackList, SearchCallback, SearchContext, SearchResult, get_method
-from nas.topology import TopologyLatency, parse_topology
 from predictor.latency import Link
+from predictor.topology_file import parse_topology
 from spaces import Architecture, get_space
 
 

@@ -19,19 +19,18 @@ from predictor.errors import (
 )
 from predictor.facade import FitReport, fit_predictors, load_lut, load_predictor
 from predictor.latency import (
-    ChainLatency,
+    CompletionLatency,
     DeviceLUT,
     Link,
     architecture_latency,
     batch_split_latency,
     chain_latency,
-    mesh_latency,
     split_latency,
 )
 
 __all__ = [
     "PREDICTORS",
-    "ChainLatency",
+    "CompletionLatency",
     "DeviceLUT",
     "FitReport",
     "LatencyPredictor",
@@ -51,7 +50,6 @@ __all__ = [
     "load_lut",
     "load_predictor",
     "load_training_data",
-    "mesh_latency",
     "register_predictor",
     "split_latency",
 ]

@@ -6,6 +6,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,11 +15,14 @@ from rich.table import Table
 
 from db import queries
 from db.engine import session_scope
+from predictor.base import list_predictors
 from predictor.data import load_training_data
 from predictor.errors import PredictorError
 from predictor.evaluate import evaluate_kind
 from predictor.facade import expand_kinds, fit_predictors, load_lut, training_data
 from predictor.latency import Link, architecture_latency, chain_latency
+from predictor.topology import Topology, completion_latency, topology_luts
+from predictor.topology_file import load_topology
 from spaces import Architecture, SpaceError
 
 app = typer.Typer(
@@ -137,8 +141,13 @@ def evaluate(
 
 @app.command()
 def predict(
-    device: Annotated[str, typer.Option("--device", "-d", help="device running the architecture (or its head)")],
     arch: Annotated[str, typer.Option("--arch", help="architecture string, optionally with @k split point(s)")],
+    device: Annotated[
+        str | None, typer.Option("--device", "-d", help="device running the architecture (or its head)")
+    ] = None,
+    topology: Annotated[
+        Path | None, typer.Option("--topology", help="a chain or mesh of devices (the file of nas search --topology)")
+    ] = None,
     split: Annotated[list[int] | None, typer.Option(help="split point(s) k (overrides @k in --arch)")] = None,
     tail_device: Annotated[
         list[str] | None, typer.Option("--tail-device", help="device after each split (repeatable; default: --device)")
@@ -150,11 +159,23 @@ def predict(
     kind: Annotated[str, typer.Option("--kind", "-k", help="predictor kind, or auto")] = "auto",
     space: SpaceOption = "fbnet-cifar100", db: DbOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Predict the latency of an architecture on one device, or split across devices and links."""
-    with _user_errors(), session_scope(db) as session:
+    """Predict the latency of an architecture on one device, split across devices and links, or on a topology."""
+    with _user_errors():
+        if kind != "auto" and kind not in list_predictors():
+            raise ValueError(f"unknown predictor kind {kind!r}; choose auto, {', '.join(list_predictors())}")
+        if (device is None) == (topology is None):
+            raise ValueError("give --device (with --tail-device for splits) or --topology FILE")
         architecture = Architecture.parse(arch, space)
         if split:
             architecture = architecture.with_splits(*split)
+        if topology is not None:
+            result = _topology_latency(architecture, load_topology(topology), kind, space, db)
+            if as_json:
+                print(json.dumps(result, indent=2))
+            else:
+                _print_segments(result)
+            return
+        assert device is not None
         n_links = len(architecture.splits)
         devices = [device, *(tail_device or [])]
         if n_links and len(devices) == 1:
@@ -166,8 +187,8 @@ def predict(
             rates = rates * n_links
         if len(rates) != n_links:
             raise ValueError(f"{n_links} link(s) need one --bandwidth-mbps each (or one for all), got {len(rates)}")
-        luts = {name: load_lut(session, device=name, space=space, kind=kind) for name in dict.fromkeys(devices)}
-    with _user_errors():
+        with session_scope(db) as session:
+            luts = {name: load_lut(session, device=name, space=space, kind=kind) for name in dict.fromkeys(devices)}
         if not n_links:
             total = architecture_latency(architecture, luts[device])
             result = {"arch": architecture.encode(), "device": device, "predictor": luts[device].predictor,
@@ -175,22 +196,38 @@ def predict(
         else:
             links = [Link(rate, bits) for rate in rates]
             chain = chain_latency(architecture, [luts[d] for d in devices], links)
-            result = {"arch": architecture.encode(), "bits": bits, **chain.to_dict(),
+            result = {"arch": architecture.encode(), **chain.to_dict(),
                       "predictors": {d: luts[d].predictor for d in luts}}
             for segment, link in zip(result["segments"], [*links, None], strict=True):
-                segment["bandwidth_mbps"] = link.bandwidth_mbps if link else None
-                segment["payload_bytes"] = segment["payload_elements"] * bits // 8
+                segment["link"] = f"{link.bandwidth_mbps:g} Mbit/s, {link.bits} bit" if link else None
     if as_json:
         print(json.dumps(result, indent=2))
     elif not n_links:
         console.print(f"{result['arch']}\n[bold]{device}[/bold] ({result['predictor']}, model-level correction "
                       f"x{result['scale']:.3f}): [bold]{total:.3f} ms[/bold]")
     else:
-        _print_chain(result)
+        _print_segments(result)
 
 
-def _print_chain(result: dict[str, Any]) -> None:
-    table = Table(title=result["arch"])
+def _topology_latency(arch: Architecture, topology: Topology, kind: str, space: str, db: str | None) -> dict[str, Any]:
+    """What ``POST /architectures/latency/multi`` answers: the completion latency of ``arch`` on ``topology``."""
+    if not arch.splits:
+        arch = arch.with_splits(*topology.splits(len(arch.space.layers)))
+    with session_scope(db) as session:
+        luts = topology_luts(topology, lambda device: load_lut(session, device=device, space=space, kind=kind))
+    result = {"topology": topology.kind, "name": topology.name, "arch": arch.encode(),
+              **completion_latency(arch, topology, luts).to_dict(),
+              "predictors": {name: lut.predictor for name, lut in luts.items()}}
+    path = [s["device"] for s in result["segments"]]
+    for segment, target in zip(result["segments"], [*path[1:], None], strict=True):
+        link = topology.link(segment["device"], target) if target else None
+        segment["link"] = f"{link.bandwidth_mbps:g} Mbit/s, {link.bits} bit" if link else None
+    return result
+
+
+def _print_segments(result: dict[str, Any]) -> None:
+    table = Table(title=result["arch"] + (f" on {result['name']} ({result['topology']})" if "topology" in result
+                                          else ""))
     for column in ("part", "device", "layers", "compute ms", "payload", "link", "comm ms"):
         table.add_column(column, justify="left" if column in ("part", "device", "layers") else "right")
     segments = result["segments"]
@@ -201,10 +238,12 @@ def _print_chain(result: dict[str, Any]) -> None:
         table.add_row(
             part, s["device"], layers, f"{s['compute_ms']:.3f}",
             "-" if last else f"{s['payload_elements']} el = {s['payload_bytes'] / 1024:.1f} KiB",
-            "-" if last else f"{s['bandwidth_mbps']:g} Mbit/s, {result['bits']} bit",
-            "-" if last else f"{s['comm_ms']:.3f}",
+            "-" if last else s["link"], "-" if last else f"{s['comm_ms']:.3f}",
         )
     console.print(table)
+    if result["branch_ms"]:
+        branches = ", ".join(f"{name} {ms:.3f} ms" for name, ms in result["branch_ms"].items())
+        console.print(f"branches (root + broadcast + branch + send): {branches}; slowest: {result['critical_branch']}")
     compute = sum(s["compute_ms"] for s in segments)
     comm = sum(s["comm_ms"] for s in segments)
     console.print(f"total [bold]{result['total_ms']:.3f} ms[/bold] = compute {compute:.3f} ms + communication "

@@ -8,12 +8,14 @@ CLI and the NAS engine, and needs no torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
 from spaces import Architecture, SearchSpace, get_space
 from spaces.errors import InvalidArchitectureError
@@ -158,7 +160,143 @@ def space_tables(space_name: str, blocks: tuple[str, ...]) -> tuple[np.ndarray, 
     return payload, front, space.prefix[-1].op.payload
 
 
-# -- one device, one split, chains ------------------------------------------------------------------
+# -- the completion latency formula (DESIGN.md section 3), written once ------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Devices that run one contiguous layer range: one device, or parallel branches with work shares."""
+
+    devices: tuple[str, ...]
+    shares: tuple[float, ...] = (1.0,)
+    parallel: bool = False
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a split network runs: its stages in order, the links between consecutive stages' devices, and
+    which row of the per-device terms each device's latencies are in."""
+
+    stages: tuple[Stage, ...]
+    links: Mapping[tuple[str, str], Link]
+    rows: Mapping[str, int]
+
+    @property
+    def parallel_stage(self) -> int | None:
+        """Index of a mesh's branches' stage (the root is the stage before it, the merge device the one after)."""
+        return next((i for i, s in enumerate(self.stages) if s.parallel), None)
+
+
+@dataclass(frozen=True)
+class CompletionTerms:
+    """The completion latency of R rows (architectures, or split tuples) and its terms, arrays of shape (R,).
+
+    ``compute`` is every device's part (a branch: its share of the range), ``sent`` and ``comm`` the
+    elements and transfer time of every link used, ``branches`` each branch's term of a mesh (root compute
+    + broadcast + branch compute + its send).
+    """
+
+    total: Any
+    compute: Mapping[str, Any]
+    sent: Mapping[tuple[str, str], Any]
+    comm: Mapping[tuple[str, str], Any]
+    branches: Mapping[str, Any]
+
+
+def completion_terms(u: Any, ub: Any, v: Any, bounds: Any, layout: Layout, fixed: Sequence[tuple[float, float, float]]
+                     ) -> CompletionTerms:
+    """Chain and mesh completion latency (DESIGN.md section 3) over numpy or torch arrays.
+
+    Device m's part runs its layers a..e-1, less the back part of layer e-1 when a split follows it and
+    plus the back part of layer a-1 when one precedes it (a split right after a bottleneck block falls
+    inside it), plus one call and, first or last, the fixed prefix or suffix. A chain is the sum of every
+    part and every link's ``Link.transfer_ms``. A mesh is its chain part, then the slowest branch term
+    (root part + broadcast of the root's output to that branch + the branch's share of its range + sending
+    that share of its output), then the merge device's part, which starts once the merged tensor is complete.
+
+    Args:
+        u: (B, D, n) latency of each layer on each device (row ``layout.rows[device]``), scale applied.
+        ub: (B, D, n) the part of ``u`` that runs after a split right after the layer (0 but for bottlenecks).
+        v: (B, n + 1) elements sent at split point k (k = 0: the prefix's output).
+        bounds: (R, S + 1) integer stage boundaries 0, k_1, ..., k_{S-1}, n; B is 1 or R.
+        fixed: per device row, its (prefix, suffix, call) milliseconds.
+    """
+    xp = array_namespace(u, ub, v, bounds)
+    batch, rows_count = u.shape[0], u.shape[1]
+    zero = xp.zeros((batch, rows_count, 1), dtype=u.dtype, device=device_of(u))
+    cum = xp.concat([zero, xp.cumulative_sum(u, axis=-1)], axis=-1)  # cum[., d, k]: layers before k
+    back = xp.concat([zero, ub], axis=-1)  # back[., d, k]: the back part of layer k - 1
+    row = xp.arange(batch, device=device_of(u)) if batch > 1 else 0
+    stages, last = layout.stages, len(layout.stages) - 1
+    compute: dict[str, Any] = {}
+    sent: dict[tuple[str, str], Any] = {}
+    comm: dict[tuple[str, str], Any] = {}
+
+    def part(s: int, name: str, share: float) -> Any:
+        d = layout.rows[name]
+        a, e = bounds[:, s], bounds[:, s + 1]
+        value = cum[row, d, e] - cum[row, d, a]
+        if s < last:
+            value = value - back[row, d, e]
+        if s > 0:
+            value = value + back[row, d, a]
+        prefix_ms, suffix_ms, call_ms = fixed[d]
+        value = share * value + call_ms
+        if s == 0:
+            value = value + prefix_ms
+        if s == last:
+            value = value + suffix_ms
+        compute[name] = value
+        return value
+
+    def send(s: int, source: str, target: str, share: float) -> Any:
+        elements = share * v[row, bounds[:, s + 1]]
+        sent[(source, target)] = elements
+        comm[(source, target)] = layout.links[(source, target)].transfer_ms(elements)
+        return comm[(source, target)]
+
+    p = layout.parallel_stage
+    total = 0.0
+    for s, stage in enumerate(stages):
+        if p is not None and s in (p - 1, p):
+            continue
+        name = stage.devices[0]
+        total = total + part(s, name, 1.0)
+        if s < last:
+            total = total + send(s, name, stages[s + 1].devices[0], 1.0)
+    branches: dict[str, Any] = {}
+    if p is not None:
+        root, merge = stages[p - 1].devices[0], stages[p + 1].devices[0]
+        root_ms = part(p - 1, root, 1.0)
+        for name, share in zip(stages[p].devices, stages[p].shares, strict=True):
+            branches[name] = (root_ms + send(p - 1, root, name, 1.0) + part(p, name, share)
+                              + send(p, name, merge, share))
+        total = total + xp.max(xp.stack(list(branches.values())), axis=0)
+    return CompletionTerms(total, compute, sent, comm, branches)
+
+
+def fixed_terms(luts: Sequence[DeviceLUT]) -> list[tuple[float, float, float]]:
+    """Each table's (prefix, suffix, call) milliseconds, scale applied: ``completion_terms``' ``fixed``."""
+    return [(lut.scale * lut.prefix_ms, lut.scale * lut.suffix_ms, lut.call_ms) for lut in luts]
+
+
+def lut_terms(columns: np.ndarray, luts: Sequence[DeviceLUT]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``completion_terms``' u, ub and v of N architectures (``columns``: (N, n) indices into the tables' blocks)."""
+    first = luts[0]
+    if any(lut.blocks != first.blocks or lut.space != first.space for lut in luts):
+        raise ValueError("every table must describe the same space and block columns")
+    rows = np.arange(columns.shape[1])[None, :]
+    u = np.stack([lut.scale * lut.table[rows, columns] for lut in luts], axis=1)
+    if np.isnan(u).any():
+        bad = int(np.argwhere(np.isnan(u))[0, 0])
+        raise InvalidArchitectureError(f"architecture {bad} uses a block that is not a candidate at its layer")
+    payload, front, prefix_payload = space_tables(first.space, first.blocks)
+    ub = u * (1.0 - front[rows, columns])[:, None, :]
+    v = np.concatenate([np.full((len(columns), 1), float(prefix_payload)), payload[rows, columns]], axis=1)
+    return u, ub, v
+
+
+# -- one architecture: whole, split, chains and meshes ------------------------------------------------
 
 
 def layer_latencies(arch: Architecture, lut: DeviceLUT) -> list[float]:
@@ -173,23 +311,33 @@ def architecture_latency(arch: Architecture, lut: DeviceLUT) -> float:
 
 @dataclass(frozen=True)
 class SegmentLatency:
+    """One device's part of a split network: its layers, compute, and what it sends on (nothing, last)."""
+
     device: str
     layers: tuple[int, ...]
     compute_ms: float
     payload_elements: int
     comm_ms: float
+    payload_bytes: float = 0.0
 
 
 @dataclass(frozen=True)
-class ChainLatency:
-    """Latency of an architecture run across a chain of devices (the last segment sends nothing)."""
+class CompletionLatency:
+    """Completion latency of a split architecture on a chain or mesh of devices, and where it goes.
 
+    ``segments`` follow the critical path (for a mesh: through its slowest branch); ``branch_ms`` holds
+    every branch's term of a mesh; ``per_layer_ms`` each layer's compute on the path (a bottleneck split
+    inside: both its parts); ``payload_bytes`` is what all the path's links carry.
+    """
+
+    total_ms: float
     segments: tuple[SegmentLatency, ...]
     per_layer_ms: tuple[float, ...]
+    branch_ms: Mapping[str, float] = field(default_factory=dict)
 
     @property
-    def total_ms(self) -> float:
-        return sum(s.compute_ms + s.comm_ms for s in self.segments)
+    def critical_branch(self) -> str | None:
+        return max(self.branch_ms, key=self.branch_ms.__getitem__) if self.branch_ms else None
 
     @property
     def compute_ms(self) -> float:
@@ -199,78 +347,89 @@ class ChainLatency:
     def comm_ms(self) -> float:
         return sum(s.comm_ms for s in self.segments)
 
+    @property
+    def payload_bytes(self) -> float:
+        return sum(s.payload_bytes for s in self.segments)
+
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: what the service, the CLI and a search job report."""
         return {
             "total_ms": self.total_ms,
             "segments": [s.__dict__ | {"layers": list(s.layers)} for s in self.segments],
-            "per_layer_ms": list(self.per_layer_ms),
+            "branch_ms": dict(self.branch_ms),
+            "critical_branch": self.critical_branch,
+            "payload_bytes": self.payload_bytes,
         }
 
 
-def chain_latency(arch: Architecture, luts: Sequence[DeviceLUT], links: Sequence[Link]) -> ChainLatency:
+def layout_latency(arch: Architecture, layout: Layout, luts: Sequence[DeviceLUT]) -> CompletionLatency:
+    """``completion_terms`` of one architecture, with its segments along the critical path.
+
+    ``luts[layout.rows[name]]`` is device ``name``'s table; ``arch.splits`` are the stage boundaries.
+    """
+    for lut in luts:
+        layer_latencies(arch, lut)  # names the block and layer a table cannot answer
+    columns = luts[0].indices(arch)[None, :]
+    u, ub, v = lut_terms(columns, luts)
+    n = len(arch.blocks)
+    bounds = np.array([[0, *arch.splits, n]], dtype=np.intp)
+    terms = completion_terms(u, ub, v, bounds, layout, fixed_terms(luts))
+    branch_ms = {name: float(value[0]) for name, value in terms.branches.items()}
+    p = layout.parallel_stage
+    path = [s.devices[0] for s in layout.stages]
+    if p is not None:
+        path[p] = max(branch_ms, key=branch_ms.__getitem__)
+    segments, per_layer = [], np.zeros(n)
+    for s, name in enumerate(path):
+        a, e = int(bounds[0, s]), int(bounds[0, s + 1])
+        d = layout.rows[name]
+        share = layout.stages[s].shares[layout.stages[s].devices.index(name)]
+        on = u[0, d].copy()
+        if s < len(path) - 1:
+            on[e - 1 : e] -= ub[0, d, e - 1 : e]
+        per_layer[a:e] += share * on[a:e]
+        if s > 0 and a > 0:
+            per_layer[a - 1] += share * ub[0, d, a - 1]
+        link = (name, path[s + 1]) if s < len(path) - 1 else None
+        elements = round(float(terms.sent[link][0])) if link else 0  # a branch sends a share: whole elements
+        segments.append(SegmentLatency(
+            luts[d].device, tuple(range(a, e)), float(terms.compute[name][0]), elements,
+            float(terms.comm[link][0]) if link else 0.0,
+            float(layout.links[link].payload_bytes(elements)) if link else 0.0,
+        ))
+    return CompletionLatency(float(terms.total[0]), tuple(segments), tuple(per_layer.tolist()), branch_ms)
+
+
+def chain_layout(n_devices: int, links: Sequence[Link]) -> Layout:
+    """A chain of ``n_devices`` devices (named by position, one row each) joined by ``links`` in order."""
+    if len(links) != n_devices - 1:
+        raise ValueError(f"{n_devices} devices need {n_devices - 1} links, got {len(links)}")
+    names = [str(m) for m in range(n_devices)]
+    pairs = list(zip(names, names[1:], strict=False))
+    return Layout(tuple(Stage((name,)) for name in names), dict(zip(pairs, links, strict=True)),
+                  {name: m for m, name in enumerate(names)})
+
+
+def chain_latency(arch: Architecture, luts: Sequence[DeviceLUT], links: Sequence[Link]) -> CompletionLatency:
     """T = sum over devices m of (compute of its layers + eps[d(m), m]); the last device sends nothing.
 
-    ``arch.splits`` gives the M - 1 split points of M devices. A split right after a bottleneck block
-    falls inside it: its front (by FLOPs share) runs before the link, its projection after.
+    ``arch.splits`` gives the M - 1 split points of M devices.
     """
     if len(luts) != len(arch.splits) + 1 or len(links) != len(arch.splits):
         raise ValueError(
             f"{len(arch.splits)} split points need {len(arch.splits) + 1} devices and {len(arch.splits)} links, "
             f"got {len(luts)} devices and {len(links)} links"
         )
-    n = len(arch.blocks)
-    # layer_ms[m][l]: latency of layer l on device m (corrected by each device's scale)
-    on_device = [[lut.scale * v for v in layer_latencies(arch, lut)] for lut in luts]
-    fronts = [op.front_share for op in arch.layer_ops]
-    bounds = [0, *arch.splits, n]
-    segments, per_layer = [], [0.0] * n
-    for m, lut in enumerate(luts):
-        start, end = bounds[m], bounds[m + 1]
-        compute = lut.call_ms
-        if m == 0:
-            compute += lut.scale * lut.prefix_ms
-        if m == len(luts) - 1:
-            compute += lut.scale * lut.suffix_ms
-        # a bottleneck block just before our start was split inside: we run its back part
-        if m > 0 and start > 0 and fronts[start - 1] < 1.0:
-            back = (1.0 - fronts[start - 1]) * on_device[m][start - 1]
-            compute += back
-            per_layer[start - 1] += back
-        for layer in range(start, end):
-            share = fronts[layer] if (layer == end - 1 and m < len(luts) - 1) else 1.0
-            value = share * on_device[m][layer]
-            compute += value
-            per_layer[layer] += value
-        if m < len(luts) - 1:
-            payload = arch.payload(end)
-            comm = float(links[m].transfer_ms(payload))
-        else:
-            payload, comm = 0, 0.0
-        segments.append(SegmentLatency(lut.device, tuple(range(start, end)), compute, payload, comm))
-    return ChainLatency(tuple(segments), tuple(per_layer))
+    return layout_latency(arch, chain_layout(len(luts), links), luts)
 
 
-def split_latency(arch: Architecture, head: DeviceLUT, tail: DeviceLUT, link: Link) -> ChainLatency:
+def split_latency(arch: Architecture, head: DeviceLUT, tail: DeviceLUT, link: Link) -> CompletionLatency:
     """T = T_head + q * n_h / r + T_tail for ``arch`` with exactly one split point."""
     arch.split  # noqa: B018  (raises unless there is exactly one split point)
     return chain_latency(arch, [head, tail], [link])
 
 
-def mesh_latency(
-    chain: ChainLatency, root_compute_ms: float, root_comm_ms: float, branches: Sequence[tuple[float, float]]
-) -> float:
-    """Completion latency of a mesh (DESIGN.md section 3).
-
-    The chain part C runs first (its total, ``chain.total_ms``); a root device then broadcasts its
-    output to parallel devices, each running a branch and sending its result to the merging device:
-    T = T_C + max over branches m of (compute_r + eps_r + compute_m + eps_m).
-    """
-    if not branches:
-        raise ValueError("a mesh needs at least one parallel branch")
-    return chain.total_ms + max(root_compute_ms + root_comm_ms + c + e for c, e in branches)
-
-
-# -- vectorized split latency for many architectures -------------------------------------------------
+# -- many architectures at once -----------------------------------------------------------------------
 
 
 def batch_architecture_latency(indices: np.ndarray, lut: DeviceLUT) -> np.ndarray:
@@ -282,7 +441,7 @@ def batch_architecture_latency(indices: np.ndarray, lut: DeviceLUT) -> np.ndarra
 def batch_split_latency(
     indices: np.ndarray, splits: np.ndarray, head: DeviceLUT, tail: DeviceLUT, link: Link
 ) -> dict[str, np.ndarray]:
-    """Split latency of N architectures at once.
+    """Split latency of N architectures at once (``completion_terms`` of a two-device chain).
 
     Args:
         indices: (N, n_layers) block column indices into ``head.blocks`` (the same columns in ``tail``).
@@ -291,28 +450,14 @@ def batch_split_latency(
     """
     if head.blocks != tail.blocks or head.space != tail.space:
         raise ValueError("head and tail tables must describe the same space and block columns")
-    n, layers = indices.shape
-    rows = np.arange(layers)[None, :]
-    head_layers = head.table[rows, indices]
-    tail_layers = tail.table[rows, indices]
-    if np.isnan(head_layers).any() or np.isnan(tail_layers).any():
-        bad = int(np.argwhere(np.isnan(head_layers) | np.isnan(tail_layers))[0, 0])
-        raise InvalidArchitectureError(f"architecture {bad} uses a block that is not a candidate at its layer")
-    payload_table, front_table, prefix_payload = space_tables(head.space, head.blocks)
-    fronts = front_table[rows, indices]
-    position = np.arange(layers)[None, :]
-    before = position < (splits[:, None] - 1)
-    at = position == (splits[:, None] - 1)
-    after = position >= splits[:, None]
-    head_ms = head.scale * (head.prefix_ms + (head_layers * (before + at * fronts)).sum(axis=1)) + head.call_ms
-    tail_ms = tail.scale * (tail.suffix_ms + (tail_layers * (after + at * (1 - fronts))).sum(axis=1)) + tail.call_ms
-    last = np.clip(splits - 1, 0, layers - 1)
-    payload = np.where(splits == 0, prefix_payload, payload_table[last, indices[np.arange(n), last]])
-    comm_ms = link.transfer_ms(payload)
+    u, ub, v = lut_terms(indices, [head, tail])
+    splits = np.asarray(splits, dtype=np.intp)
+    bounds = np.stack([np.zeros_like(splits), splits, np.full_like(splits, indices.shape[1])], axis=1)
+    terms = completion_terms(u, ub, v, bounds, chain_layout(2, [link]), fixed_terms([head, tail]))
     return {
-        "total_ms": head_ms + comm_ms + tail_ms,
-        "head_ms": head_ms,
-        "comm_ms": comm_ms,
-        "tail_ms": tail_ms,
-        "payload_elements": payload,
+        "total_ms": terms.total,
+        "head_ms": terms.compute["0"],
+        "comm_ms": terms.comm[("0", "1")],
+        "tail_ms": terms.compute["1"],
+        "payload_elements": terms.sent[("0", "1")],
     }

@@ -1,37 +1,25 @@
-"""``/architectures/latency``: whole and split architectures on one, two or many devices."""
+"""``/architectures/latency``: split architectures on two devices, and on a chain or mesh of devices."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import numpy as np
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 
 from api.cache import CachedLUT, LUTCache
 from api.deps import CacheDep, MetricsDep, SettingsDep, lut_entry
 from api.errors import BATCH_RESPONSES, ERROR_RESPONSES, Loc, invalid, too_large
 from api.schemas import (
-    ChainLatencyCreate,
-    ChainLatencyPublic,
-    MeshLatencyCreate,
-    MeshLatencyPublic,
-    MultiLatencyCreate,
     SplitLatencyBatchCreate,
     SplitLatencyBatchPublic,
     SplitLatencyCreate,
     SplitLatencyPublic,
+    TopologyLatencyCreate,
+    TopologyLatencyPublic,
 )
 from api.validation import check_measured, parse_architecture, parse_split_architectures, space_or_error
-from predictor.latency import (
-    ChainLatency,
-    DeviceLUT,
-    Link,
-    SegmentLatency,
-    batch_split_latency,
-    chain_latency,
-    mesh_latency,
-    split_latency,
-)
+from predictor.latency import DeviceLUT, Link, batch_split_latency, split_latency
+from predictor.topology import TopologyError, completion_latency, topology_luts
+from predictor.topology_file import parse_topology
 from spaces import Architecture
 
 router = APIRouter(prefix="/architectures", tags=["architectures"])
@@ -49,16 +37,8 @@ async def _tables(
     return entries
 
 
-def _arch_loc(body: SplitLatencyCreate | ChainLatencyCreate | MeshLatencyCreate) -> Loc:
+def _arch_loc(body: SplitLatencyCreate | TopologyLatencyCreate) -> Loc:
     return ["body", "arch" if body.arch is not None else "blocks"]
-
-
-def _segment(segment: SegmentLatency, bits: int) -> dict:
-    return {
-        "device": segment.device, "layers": list(segment.layers), "compute_ms": segment.compute_ms,
-        "payload_elements": segment.payload_elements, "payload_bytes": segment.payload_elements * bits / 8,
-        "comm_ms": segment.comm_ms,
-    }
 
 
 @router.post("/latency", response_model=SplitLatencyPublic, responses=ERROR_RESPONSES)
@@ -86,69 +66,42 @@ async def post_split_latency(body: SplitLatencyCreate, cache: CacheDep, metrics:
         "arch": arch.encode(), "split": arch.split, "head_device": body.head_device, "tail_device": body.tail_device,
         "total_ms": result.total_ms, "head_ms": head_part.compute_ms, "comm_ms": head_part.comm_ms,
         "tail_ms": tail_part.compute_ms, "payload_elements": head_part.payload_elements,
-        "payload_bytes": head_part.payload_elements * body.bits / 8, "per_layer": per_layer,
+        "payload_bytes": head_part.payload_bytes, "per_layer": per_layer,
         "predictors": {"head": head.lut.predictor, "tail": tail.lut.predictor},
     }
 
 
-@router.post(
-    "/latency/multi", response_model=ChainLatencyPublic | MeshLatencyPublic, responses=ERROR_RESPONSES
-)
-async def post_multi_latency(
-    body: Annotated[MultiLatencyCreate, Body(discriminator="topology")], cache: CacheDep, metrics: MetricsDep
-) -> dict:
-    """An architecture across a chain of devices, or a chain followed by a root and parallel branches (mesh)."""
+@router.post("/latency/multi", response_model=TopologyLatencyPublic, responses=ERROR_RESPONSES)
+async def post_topology_latency(body: TopologyLatencyCreate, cache: CacheDep, metrics: MetricsDep) -> dict:
+    """Completion latency of an architecture on a chain or mesh of devices (the topology document of
+    ``nas search --topology``), with its segments, branch terms, critical branch and payload."""
     space = space_or_error(body.space, ["body", "space"])
-    splits = len(body.devices) - 1 if isinstance(body, ChainLatencyCreate) else len(body.devices)
-    if len(body.links) != splits:
-        raise invalid(["body", "links"], f"{len(body.devices)} devices need {splits} links (one per split point, "
-                      f"{'the last one the root broadcast' if body.topology == 'mesh' else 'in chain order'}), "
-                      f"got {len(body.links)}")
-    arch = parse_architecture(body.text, space, _arch_loc(body), splits=splits)
-    devices = list(body.devices)
-    locs: list[Loc] = [["body", "devices", i] for i in range(len(devices))]
-    if isinstance(body, MeshLatencyCreate):
-        devices += [b.device for b in body.branches]
-        locs += [["body", "branches", i, "device"] for i in range(len(body.branches))]
-    entries = await _tables(cache, arch, devices, locs, body.predictor, _arch_loc(body))
-    luts = [e.lut for e in entries]
-    links = [Link(link.bandwidth_mbps, link.bits) for link in body.links]
-    metrics.architecture_predictions.labels(body.topology).inc()
-    if isinstance(body, ChainLatencyCreate):
-        result = chain_latency(arch, luts, links)
-        return {
-            "topology": "chain", "arch": arch.encode(), "total_ms": result.total_ms, "compute_ms": result.compute_ms,
-            "comm_ms": result.comm_ms, "per_layer_ms": list(result.per_layer_ms),
-            "segments": [_segment(s, link.bits) for s, link in zip(result.segments, [*links, links[-1]], strict=True)],
-        }
-    return _mesh(arch, body, luts, links)
-
-
-def _mesh(arch: Architecture, body: MeshLatencyCreate, luts: list[DeviceLUT], links: list[Link]) -> dict:
-    """DESIGN.md section 3: T = T_C + max over branches (compute_r + eps_r + compute_m + eps_m)."""
-    n_chain = len(body.devices) - 1
-    output_elements = arch.space.suffix[-1].op.payload
-    paths = []
-    for branch, lut in zip(body.branches, luts[len(body.devices):], strict=True):
-        path = chain_latency(arch, [*luts[: len(body.devices)], lut], links)
-        link = Link(branch.bandwidth_mbps, branch.bits)
-        paths.append((path, float(link.transfer_ms(output_elements))))
-    first = paths[0][0]
-    chain_part = ChainLatency(first.segments[:n_chain], first.per_layer_ms)
-    root = first.segments[n_chain]
-    total = mesh_latency(chain_part, root.compute_ms, root.comm_ms, [(p.segments[-1].compute_ms, e) for p, e in paths])
-    branches = [
-        {
-            "device": p.segments[-1].device, "compute_ms": p.segments[-1].compute_ms, "comm_ms": e,
-            "path_ms": root.compute_ms + root.comm_ms + p.segments[-1].compute_ms + e,
-        }
-        for p, e in paths
-    ]
+    arch_loc = _arch_loc(body)
+    try:
+        topology = parse_topology(body.document(), source="body")
+    except TopologyError as exc:
+        raise invalid(["body", *exc.loc], str(exc)) from None
+    n_layers = len(space.layers)
+    explicit = body.splits is not None or (body.arch is not None and "@" in body.arch)
+    arch = parse_architecture(body.text, space, arch_loc, splits=topology.n_splits if explicit else 0)
+    try:
+        arch = arch if explicit else arch.with_splits(*topology.splits(n_layers))
+        topology.check_splits(arch.splits, n_layers, where="arch" if body.arch is not None else "splits")
+    except TopologyError as exc:
+        raise invalid(["body", *exc.loc] if exc.loc[:1] == ["assignment"] else arch_loc, str(exc)) from None
+    fetched: dict[str, DeviceLUT] = {}
+    for i, spec in enumerate(topology.devices):
+        if spec.device not in fetched:
+            entry = await lut_entry(cache, (spec.device, space.name, body.predictor),
+                                    device_loc=["body", "devices", i, "device"], kind_loc=["body", "predictor"])
+            check_measured(arch, entry.lut, arch_loc)
+            fetched[spec.device] = entry.lut
+    luts = topology_luts(topology, fetched.__getitem__)
+    metrics.architecture_predictions.labels(topology.kind).inc()
     return {
-        "topology": "mesh", "arch": arch.encode(), "total_ms": total,
-        "chain": [_segment(s, link.bits) for s, link in zip(chain_part.segments, links[:n_chain], strict=True)],
-        "root": _segment(root, links[-1].bits), "branches": branches,
-        "critical_branch": max(branches, key=lambda b: b["path_ms"])["device"],
+        "topology": topology.kind, "name": topology.name, "arch": arch.encode(),
+        **completion_latency(arch, topology, luts).to_dict(),
+        "predictors": {name: lut.predictor for name, lut in luts.items()},
     }
 
 
@@ -171,12 +124,13 @@ async def post_split_latency_batch(
         if missing.any():
             i = int(np.flatnonzero(missing)[0])
             check_measured(Architecture.parse(body.archs[i], space), entry.lut, ["body", "archs", i])
-    result = batch_split_latency(indices, splits, head.lut, tail.lut, Link(body.bandwidth_mbps, body.bits))
+    link = Link(body.bandwidth_mbps, body.bits)
+    result = batch_split_latency(indices, splits, head.lut, tail.lut, link)
     metrics.architecture_predictions.labels("batch").inc(len(body.archs))
     return {
         "head_device": body.head_device, "tail_device": body.tail_device, "count": len(body.archs),
         "total_ms": result["total_ms"].tolist(), "head_ms": result["head_ms"].tolist(),
         "comm_ms": result["comm_ms"].tolist(), "tail_ms": result["tail_ms"].tolist(),
-        "payload_bytes": (result["payload_elements"] * (body.bits / 8)).tolist(),
+        "payload_bytes": link.payload_bytes(result["payload_elements"]).tolist(),
     }
 

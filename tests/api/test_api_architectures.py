@@ -7,8 +7,10 @@ import random
 import pytest
 
 from db.engine import session_scope
-from predictor import Link, chain_latency, load_lut, split_latency
-from spaces import Architecture, get_space, sample_architecture
+from predictor import Link, load_lut, split_latency
+from predictor.topology import completion_latency, topology_luts
+from predictor.topology_file import parse_topology
+from spaces import Architecture, sample_architecture
 from tests.api.conftest import MAX_BATCH, Target
 from tests.utils.api_data import SPACE
 
@@ -96,71 +98,108 @@ def test_non_finite_bandwidth_is_refused(api: Target, value: str) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "bandwidth_mbps"]
 
 
-def test_chain_of_three_devices(api: Target) -> None:
-    body = {"topology": "chain", "arch": ARCH + "@4,12", "devices": ["raspi4", "edgegpu", "raspi4"],
-            "links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": 50, "bits": 16}]}
-    response = post(api, "/multi", body)
-    assert response.status_code == 200
+CHAIN_DOC = {
+    "topology": "chain",
+    "devices": [{"name": "ue", "device": "raspi4"}, {"name": "edge", "device": "edgegpu"},
+                {"name": "far", "device": "raspi4", "latency_factor": 0.5}],
+    "links": [{"from": "ue", "to": "edge", "bandwidth_mbps": 25},
+              {"from": "edge", "to": "far", "bandwidth_mbps": 50, "bits": 16}],
+}
+MESH_DOC = {
+    "topology": "mesh",
+    "devices": [{"name": "ue", "device": "raspi4"}, {"name": "root", "device": "edgegpu"},
+                {"name": "e1", "device": "edgegpu"}, {"name": "e2", "device": "raspi4"},
+                {"name": "merge", "device": "edgegpu", "latency_factor": 0.8}],
+    "links": [{"from": "ue", "to": "root", "bandwidth_mbps": 20}, {"from": "root", "to": "e1", "bandwidth_mbps": 50},
+              {"from": "root", "to": "e2", "bandwidth_mbps": 40}, {"from": "e1", "to": "merge", "bandwidth_mbps": 100},
+              {"from": "e2", "to": "merge", "bandwidth_mbps": 80, "bits": 8}],
+    "chain": ["ue"], "root": "root", "merge": "merge",
+    "branches": [{"device": "e1", "share": 0.7}, {"device": "e2", "share": 0.3}],
+}
+
+
+def predicted(api: Target, document: dict, arch: str):  # noqa: ANN201
+    """The predictor module's completion latency of ``arch`` on ``document``, from the served database."""
+    topology = parse_topology(document)
+    with session_scope(api.db_url) as session:
+        luts = topology_luts(topology, lambda device: load_lut(session, device=device, space=SPACE, kind="auto"))
+    return completion_latency(Architecture.parse(arch, SPACE), topology, luts)
+
+
+def test_chain_of_three_devices_is_the_predictor_module_answer(api: Target) -> None:
+    response = post(api, "/multi", CHAIN_DOC | {"arch": ARCH + "@4,12"})
+    assert response.status_code == 200, response.text
     result = response.json()
-    raspi, edge = tables(api, "raspi4", "edgegpu")
-    expected = chain_latency(Architecture.parse(ARCH + "@4,12", SPACE), [raspi, edge, raspi],
-                             [Link(25, 32), Link(50, 16)])
-    assert result["total_ms"] == pytest.approx(expected.total_ms)
+    expected = predicted(api, CHAIN_DOC, ARCH + "@4,12")
+    assert result["total_ms"] == pytest.approx(expected.total_ms, rel=1e-12)
+    assert result["topology"] == "chain" and result["arch"] == ARCH + "@4,12"
     assert [s["layers"] for s in result["segments"]] == [list(range(4)), list(range(4, 12)), list(range(12, 22))]
-    assert [s["device"] for s in result["segments"]] == ["raspi4", "edgegpu", "raspi4"]
+    assert [s["device"] for s in result["segments"]] == ["ue", "edge", "far"]
     assert result["segments"][1]["payload_bytes"] == result["segments"][1]["payload_elements"] * 2
-    assert result["segments"][2]["comm_ms"] == 0
+    assert result["segments"][2]["comm_ms"] == 0 and result["branch_ms"] == {} and result["critical_branch"] is None
+    assert result["payload_bytes"] == sum(s["payload_bytes"] for s in result["segments"])
+    assert result["predictors"] == {"ue": "lookup", "edge": "lookup+flops-linear", "far": "lookup"}
 
 
-def test_mesh_is_chain_then_the_slowest_root_to_branch_path(api: Target) -> None:
-    body = {"topology": "mesh", "arch": ARCH + "@4,12", "devices": ["raspi4", "edgegpu"],
-            "links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": 50}],
-            "branches": [{"device": "raspi4", "bandwidth_mbps": 200}, {"device": "edgegpu", "bandwidth_mbps": 200}]}
-    response = post(api, "/multi", body)
-    assert response.status_code == 200
+def test_mesh_has_shared_branches_and_a_merge_device(api: Target) -> None:
+    response = post(api, "/multi", MESH_DOC | {"arch": ARCH + "@4,9,15"})
+    assert response.status_code == 200, response.text
     result = response.json()
-    chain = result["chain"][0]
-    root = result["root"]
-    paths = [root["compute_ms"] + root["comm_ms"] + b["compute_ms"] + b["comm_ms"] for b in result["branches"]]
-    assert result["total_ms"] == pytest.approx(chain["compute_ms"] + chain["comm_ms"] + max(paths))
-    assert [b["path_ms"] for b in result["branches"]] == pytest.approx(paths)
-    assert result["critical_branch"] == "raspi4"  # the slow device runs the longer branch
-    output = get_space(SPACE).suffix[-1].op.payload
-    assert result["branches"][0]["comm_ms"] == pytest.approx(output * 32 / 200e6 * 1e3)
+    expected = predicted(api, MESH_DOC, ARCH + "@4,9,15")
+    assert result["total_ms"] == pytest.approx(expected.total_ms, rel=1e-12)
+    assert result["branch_ms"] == pytest.approx(dict(expected.branch_ms), rel=1e-12)
+    assert result["critical_branch"] == max(result["branch_ms"], key=result["branch_ms"].get)
+    ue, root, branch, merge = result["segments"]
+    assert [ue["device"], root["device"], merge["device"]] == ["ue", "root", "merge"]
+    assert branch["device"] == result["critical_branch"]
+    term = root["compute_ms"] + root["comm_ms"] + branch["compute_ms"] + branch["comm_ms"]
+    assert result["branch_ms"][branch["device"]] == pytest.approx(term)
+    assert result["total_ms"] == pytest.approx(ue["compute_ms"] + ue["comm_ms"] + term + merge["compute_ms"])
+
+
+def test_split_points_from_blocks_or_from_the_assignment_give_the_same_answer(api: Target) -> None:
+    from_string = post(api, "/multi", MESH_DOC | {"arch": ARCH + "@4,9,15"}).json()
+    from_blocks = post(api, "/multi", MESH_DOC | {"blocks": ARCH.split(","), "splits": [4, 9, 15]}).json()
+    assigned = post(api, "/multi", MESH_DOC | {"arch": ARCH, "assignment": {"splits": [4, 9, 15]}}).json()
+    assert from_string == from_blocks == assigned
 
 
 @pytest.mark.parametrize(
     ("change", "status", "loc", "says"),
     [
-        ({"links": [{"bandwidth_mbps": 25}]}, 422, ["body", "links"], "3 devices need 2 links"),
+        ({"links": CHAIN_DOC["links"][:1]}, 422, ["body", "links"], "missing link from 'edge' to 'far'"),
         ({"arch": ARCH + "@4"}, 422, ["body", "arch"], "expected 2 split point"),
-        ({"devices": ["raspi4", "jetson", "edgegpu"]}, 404, ["body", "devices", 1], "known devices"),
-        ({"devices": ["raspi4"]}, 422, ["body", "chain", "devices"], "at least 2"),
-        ({"topology": "ring"}, 422, ["body"], "'chain', 'mesh'"),
-        ({"links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": -1}]}, 422,
-         ["body", "chain", "links", 1, "bandwidth_mbps"], "greater than 0"),
+        ({"arch": ARCH + "@12,4"}, 422, ["body", "arch"], "strictly increasing"),
+        ({"arch": ARCH}, 422, ["body", "assignment"], "assignment: missing"),
+        ({"devices": [*CHAIN_DOC["devices"][:2], {"name": "far", "device": "jetson"}]}, 404,
+         ["body", "devices", 2, "device"], "known devices"),
+        ({"chain": ["ue"], "devices": ["ue"], "links": []}, 422, ["body", "chain"], "at least two devices"),
+        ({"topology": "ring"}, 422, ["body", "topology"], "'chain' or 'mesh'"),
+        ({"links": [CHAIN_DOC["links"][0], {"from": "edge", "to": "far", "bandwidth_mbps": -1}]}, 422,
+         ["body", "links", 1, "bandwidth_mbps"], "positive"),
+        ({"links": [CHAIN_DOC["links"][0], {"from": "edge", "to": "far", "bandwidth_mbps": 5, "bits": 12}]}, 422,
+         ["body", "links", 1, "bits"], "8, 16 or 32"),
+        ({"devices": [*CHAIN_DOC["devices"][:2], {"name": "far", "speed": 2}]}, 422, ["body", "devices", 2, "speed"],
+         "unknown key"),
     ],
 )
-def test_bad_chain_request_names_the_field(api: Target, change: dict, status: int, loc: list, says: str) -> None:
-    body = {"topology": "chain", "arch": ARCH + "@4,12", "devices": ["raspi4", "edgegpu", "raspi4"],
-            "links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": 50}]} | change
-    response = post(api, "/multi", body)
-    assert response.status_code == status
+def test_bad_topology_request_names_the_field(api: Target, change: dict, status: int, loc: list, says: str) -> None:
+    response = post(api, "/multi", CHAIN_DOC | {"arch": ARCH + "@4,12"} | change)
+    assert response.status_code == status, response.text
     error = response.json()["detail"][0]
     assert error["loc"] == loc
     assert says in error["msg"]
 
 
 def test_bad_mesh_request_names_the_field(api: Target) -> None:
-    body = {"topology": "mesh", "arch": ARCH + "@4,12", "devices": ["raspi4", "edgegpu"],
-            "links": [{"bandwidth_mbps": 25}, {"bandwidth_mbps": 50}], "branches": [{"device": "fpga-x",
-                                                                                     "bandwidth_mbps": 100}]}
-    response = post(api, "/multi", body)
-    assert response.status_code == 404
-    assert response.json()["detail"][0]["loc"] == ["body", "branches", 0, "device"]
-    response = post(api, "/multi", body | {"branches": []})
+    shares = [{"device": "e1", "share": 0.7}, {"device": "e2", "share": 0.7}]
+    response = post(api, "/multi", MESH_DOC | {"arch": ARCH + "@4,9,15", "branches": shares})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "mesh", "branches"]
+    assert response.json()["detail"][0]["loc"] == ["body", "branches"]
+    assert "add up to 1" in response.json()["detail"][0]["msg"]
+    response = post(api, "/multi", MESH_DOC | {"arch": ARCH + "@4,9,15", "merge": "cloud"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "merge"]
 
 
 def test_batch_matches_the_single_form(api: Target) -> None:

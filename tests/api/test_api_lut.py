@@ -22,6 +22,8 @@ def test_lut_is_the_device_table(api: Target) -> None:
     table = response.json()
     assert len(table["table"]) == 22 and len(table["blocks"]) == 9
     assert table["measured"][5][table["blocks"].index("k5_e6")] is False  # left unmeasured on edgegpu
+    schema = api.client.get("/openapi.json").json()["components"]["schemas"]["LUTPublic"]
+    assert set(table) == set(schema["properties"])  # the documented fields are the served ones, call_ms included
 
 
 def test_etag_gives_304_until_the_table_changes(api: Target) -> None:

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from nas.cli import app
 from nas.latency_client import LatencyClient
-from nas.topology import completion_latency, load_topology, topology_luts
+from predictor.topology import completion_latency, topology_luts
+from predictor.topology_file import load_topology
 from spaces import Architecture
 from tests.utils.api_data import build_service_db
 

@@ -9,7 +9,8 @@ from nas.expected_latency import ExpectedLatency
 from nas.gates import GatedSupernet
 from nas.gradient import GradientSearch
 from nas.latency_losses import create_latency_loss
-from nas.topology import completion_latency, parse_topology, topology_luts
+from predictor.topology import completion_latency, topology_luts
+from predictor.topology_file import parse_topology
 from tests.utils.synthetic_luts import synthetic_lut
 from tests.utils.topologies import CHAIN, MESH
 

@@ -7,11 +7,14 @@ import random
 import numpy as np
 import pytest
 
-from nas.latency import SplitLatencyModel
+from nas.latency import LatencyModel, SplitLatencyModel, TopologyLatency
 from nas.latency_client import LatencyClient, LatencySourceError
 from predictor.latency import Link, architecture_latency, split_latency
+from predictor.topology import completion_latency
+from predictor.topology_file import parse_topology
 from spaces import get_space, sample_architecture
 from tests.utils.ports import free_port
+from tests.utils.topologies import CHAIN, edited
 
 SPACE = "fbnet-cifar100"
 
@@ -40,6 +43,33 @@ def test_vectorized_latency_matches_the_predictor_per_architecture(hwnasbench_db
         assert breakdown["payload_bytes"] == arch.payload(arch.split) * 4
     assert latency.queries == 150
     assert latency.seconds > 0
+
+
+def topology_model(client: LatencyClient) -> TopologyLatency:
+    devices = [{"name": "ue", "device": "raspi4"}, {"name": "sbs", "device": "edgegpu", "latency_factor": 2.0},
+               {"name": "cloud", "device": "edgegpu"}]
+    return TopologyLatency(client, space=SPACE, topology=parse_topology(edited(CHAIN, "devices", devices)))
+
+
+def test_both_models_revalidate_their_tables_and_count_their_time_from_their_start(service_url: str) -> None:
+    with LatencyClient(service_url, predictor="lookup") as client:
+        split = model(client)
+        assert client.requests == 2 and client.not_modified == 0
+        earlier = client.seconds
+        topology = topology_model(client)  # two devices, each revalidated once: 304 both
+        assert client.requests == 4 and client.not_modified == 2
+        assert 0 < topology.seconds <= client.seconds - earlier + 1e-9
+        again = model(client)
+        assert client.not_modified == 4 and again.head is split.head
+    for latency in (split, topology):
+        assert isinstance(latency, LatencyModel)
+    arch = sample_architecture(get_space(SPACE), random.Random(4)).with_splits(5, 12)
+    before = topology.queries
+    breakdown = topology.breakdown(arch)
+    assert topology.queries == before + 1
+    assert breakdown["total_ms"] == completion_latency(arch, topology.topology, topology.luts).total_ms
+    assert set(breakdown) == {"total_ms", "segments", "branch_ms", "critical_branch", "payload_bytes", "predictors"}
+    assert breakdown["predictors"] == {"ue": "lookup", "sbs": "lookup", "cloud": "lookup"}
 
 
 def test_database_mode_names_what_is_missing(hwnasbench_db: str) -> None:

@@ -10,12 +10,14 @@ import pytest
 
 from predictor.latency import (
     DeviceLUT,
+    Layout,
     Link,
+    Stage,
     architecture_latency,
     batch_architecture_latency,
     batch_split_latency,
     chain_latency,
-    mesh_latency,
+    completion_terms,
     split_latency,
 )
 from spaces import Architecture, InvalidArchitectureError, get_space, sample_architecture
@@ -103,14 +105,48 @@ def test_chain_refuses_a_wrong_number_of_devices_or_links():
         split_latency(uniform().with_splits(3, 9), lut, lut, Link(8))
 
 
-def test_mesh_latency_is_chain_plus_the_slowest_branch_after_the_root():
-    lut = make_lut("fbnet-cifar100", "pi", lambda layer, b: 0.1)
-    chain = chain_latency(uniform().with_splits(11), [lut, lut], [Link(25)])
-    branches = [(3.0, 1.0), (2.0, 4.5), (1.0, 0.5)]
-    # T = T_C + max over branches (compute_r + eps_r + compute_m + eps_m) = T_C + (2 + 1 + 2 + 4.5)
-    assert mesh_latency(chain, 2.0, 1.0, branches) == pytest.approx(chain.total_ms + 9.5)
-    with pytest.raises(ValueError, match="at least one parallel branch"):
-        mesh_latency(chain, 2.0, 1.0, [])
+def mesh_terms(xp_array: Callable) -> tuple:
+    """Hand-sized terms of a mesh ue -> root -> {b1 (share 0.75) | b2 (0.25)} -> merge over 4 layers."""
+    layout = Layout(
+        (Stage(("ue",)), Stage(("root",)), Stage(("b1", "b2"), (0.75, 0.25), parallel=True), Stage(("merge",))),
+        {("ue", "root"): Link(8), ("root", "b1"): Link(16), ("root", "b2"): Link(32, 8), ("b1", "merge"): Link(8),
+         ("b2", "merge"): Link(8)},
+        {"ue": 0, "root": 1, "b1": 2, "b2": 3, "merge": 4},
+    )
+    u = xp_array([[[1.0, 2.0, 3.0, 4.0], [0.5, 1.0, 1.5, 2.0], [0.2, 0.4, 0.6, 0.8], [0.3, 0.3, 0.3, 0.3],
+                   [0.1, 0.1, 0.1, 0.1]]])
+    ub = xp_array([[[0.0, 0.0, 0.0, 0.0]] * 2 + [[0.0, 0.0, 0.2, 0.0]] * 3])  # layer 2 is a bottleneck
+    v = xp_array([[1000.0, 2000.0, 3000.0, 500.0, 10.0]])
+    fixed = [(0.5, 0.0, 0.01), (0.0, 0.0, 0.02), (0.0, 0.0, 0.03), (0.0, 0.0, 0.04), (0.0, 0.7, 0.05)]
+    return u, ub, v, layout, fixed
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "torch"])
+def test_mesh_is_chain_then_the_slowest_branch_then_the_merge_device(namespace: str):
+    if namespace == "torch":
+        torch = pytest.importorskip("torch")
+        u, ub, v, layout, fixed = mesh_terms(lambda x: torch.tensor(x, dtype=torch.float64))
+        bounds = torch.tensor([[0, 1, 2, 3, 4]])
+    else:
+        u, ub, v, layout, fixed = mesh_terms(lambda x: np.array(x, dtype=float))
+        bounds = np.array([[0, 1, 2, 3, 4]])
+    terms = completion_terms(u, ub, v, bounds, layout, fixed)
+
+    def ms(bits: int, mbps: float, elements: float) -> float:
+        return elements * bits / (mbps * 1e6) * 1e3
+
+    ue = 0.5 + 1.0 + 0.01
+    root = 1.0 + 0.02
+    # branches run layer 2 less its back part (0.2: the split after it falls inside the bottleneck)
+    b1 = 0.75 * (0.6 - 0.2) + 0.03
+    b2 = 0.25 * (0.3 - 0.2) + 0.04
+    branch = {"b1": root + ms(32, 16, 3000) + b1 + ms(32, 8, 0.75 * 500),
+              "b2": root + ms(8, 32, 3000) + b2 + ms(32, 8, 0.25 * 500)}
+    merge = 0.2 + 0.1 + 0.7 + 0.05  # the bottleneck's back part, layer 3, suffix, call
+    hand = ue + ms(32, 8, 2000) + max(branch.values()) + merge
+    assert float(terms.total[0]) == pytest.approx(hand, rel=1e-12)
+    assert {k: float(x[0]) for k, x in terms.branches.items()} == pytest.approx(branch, rel=1e-12)
+    assert float(terms.compute["merge"][0]) == pytest.approx(merge, rel=1e-12)
 
 
 def test_front_share_of_a_bottleneck_block_by_hand():
