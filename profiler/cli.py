@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from db import database_url, get_settings, session_scope
 from profiler.settings import TimingSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(
     help="Measure every candidate block of a search space on this device and store or upload the results.",
@@ -63,6 +66,19 @@ def _uploader(server: str | None, token: str | None, retries: int, backoff: floa
     if not token:
         raise typer.BadParameter("--server needs --token (or SPLITNAS_TOKEN)", param_hint="--token")
     return Uploader(server, token, retries=retries, backoff=backoff)
+
+
+def _require_known_device(session: Session, device: str | None) -> None:
+    """Exit with one line naming the known devices when ``device`` is not one of them."""
+    from db import queries
+
+    known = queries.device_names(session)
+    if device is not None and device not in known:
+        console.print(
+            f"unknown device {device!r}; known devices: {', '.join(known) or 'none yet (profiler run stores one)'}",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -116,7 +132,7 @@ def run(
     """Measure every block of a space (and its fixed layers, configs, models) on this machine."""
     from profiler.environment import default_device_name
     from profiler.runner import BatchWriter, ProfileOptions, check_torch_device, profile_device
-    from profiler.upload import Spool
+    from profiler.upload import Spool, SpoolError
     from spaces import SpaceError, get_space
 
     try:
@@ -139,31 +155,48 @@ def run(
     except (SpaceError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     uploader = _uploader(server, token, retries, backoff)
-    writer = BatchWriter(
-        database_url(db), uploader=uploader,
-        spool=Spool(spool or get_settings().data_dir / "spool") if uploader is not None else None,
-    )
+    spool_dir = spool or get_settings().data_dir / "spool"
+    writer = BatchWriter(database_url(db), uploader=uploader, spool=Spool(spool_dir) if uploader is not None else None)
     try:
         summary = profile_device(options, writer, progress=progress)
+    except SpoolError as exc:
+        console.print(
+            f"{exc}; the run stopped, its measurements so far are in the local database only",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
     finally:
         if uploader is not None:
             uploader.close()
     if as_json:
         _print_json(summary.as_dict())
-        return
-    if summary.run_uid is None:
+    elif summary.run_uid is None:
         console.print(f"nothing to measure: all {summary.planned} entries already measured on {summary.device}")
-        return
-    console.print(
-        f"run {summary.run_uid}: {summary.measured} measurements of {summary.device} ({summary.timed} timed) "
-        f"in {summary.wall_s:.1f} s; median IQR/median {summary.relative_iqr_median:.2%}, "
-        f"{summary.share_within_threshold:.0%} settled within {threshold:.0%}, {len(summary.noisy)} noisy"
-    )
-    if summary.upload is not None:
+    else:
         console.print(
-            f"upload: {summary.upload['inserted']} inserted, {summary.upload['duplicates']} duplicates, "
-            f"{summary.upload['pending']} batches pending (retry with `profiler upload`)"
+            f"run {summary.run_uid}: {summary.measured} measurements of {summary.device} ({summary.timed} timed) "
+            f"in {summary.wall_s:.1f} s; median IQR/median {summary.relative_iqr_median:.2%}, "
+            f"{summary.share_within_threshold:.0%} settled within {threshold:.0%}, {len(summary.noisy)} noisy"
         )
+    if summary.upload is not None:
+        _report_upload(summary.upload, server=server, spool=spool_dir, brief=as_json)
+
+
+def _report_upload(report: dict[str, Any], *, server: str | None, spool: Path, brief: bool) -> None:
+    """The upload's outcome on stderr; exits 1 while batches wait in the spool, saying how to send them."""
+    if not brief:
+        console.print(
+            f"upload: {report['inserted']} inserted, {report['duplicates']} duplicates, "
+            f"{report['rejected']} batches rejected, {report['pending']} pending"
+        )
+        for error in report["errors"][-3:]:
+            console.print(f"[red]{error}", highlight=False)
+    if report["pending"]:
+        console.print(
+            f"{report['pending']} batches are waiting in {spool}; send them with "
+            f"`profiler upload --server {server} --token <token> --spool {spool}`", highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -188,7 +221,7 @@ def upload(
     else:
         console.print(
             f"{report.batches} batches sent: {report.inserted} inserted, {report.duplicates} duplicates; "
-            f"{report.pending} pending"
+            f"{report.rejected} rejected (kept in rejected/); {report.pending} pending"
         )
         for error in report.errors:
             console.print(f"[red]{error}")
@@ -234,6 +267,7 @@ def list_(
     from profiler.listing import inventory
 
     with session_scope(database_url(db)) as session:
+        _require_known_device(session, device)
         data = inventory(session, device=device)
     if as_json:
         _print_json(data)
@@ -273,6 +307,7 @@ def export(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r}; allowed: {', '.join(FORMATS)}", param_hint="--format")
     with session_scope(database_url(db)) as session:
+        _require_known_device(session, device)
         rows = measurement_dicts(session, device=device, space=space, target=target, run_uid=run_uid, latest=latest)
     if output is None:
         write_measurements(rows, sys.stdout, fmt=fmt)

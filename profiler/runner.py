@@ -162,7 +162,7 @@ def measure_entry(
         raw["cooldown_s"] = probe.wait_below(cool_below, timeout=cool_timeout)
     before = probe.read()
     workload = workload_for(entry, settings)
-    timing = measure(workload.run, executions=workload.executions, settings=settings, label=entry.key)
+    timing = measure(workload.run, executions=workload.executions, settings=settings)
     after = probe.read()
     if before or after:
         raw["thermal_before"], raw["thermal_after"] = before, after
