@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from db import database_url, get_settings, session_scope
+from profiler.load import BUSY_SHARE
 from profiler.settings import TimingSettings
 
 if TYPE_CHECKING:
@@ -119,6 +120,14 @@ def run(
     trace_dir: Annotated[Path | None, typer.Option(help="also write torch.profiler traces per entry here")] = None,
     cool_below: Annotated[float | None, typer.Option(help="wait before each entry until the CPU is below (C)")] = None,
     cool_timeout: Annotated[float, typer.Option(min=0.0, help="longest wait for --cool-below (s)")] = 600.0,
+    quiet_below: Annotated[float, typer.Option(
+        min=0.01, max=1.0,
+        help="before each entry, wait while other processes (and steal time) take at least this share of all "
+        "cores, e.g. 0.25: a quarter of the machine; timing on a busy machine is also warned about",
+    )] = BUSY_SHARE,
+    max_quiet_wait: Annotated[float, typer.Option(
+        min=0.0, help="seconds the whole run may wait for --quiet-below (0: never wait, only warn)",
+    )] = 30.0,
     batch_size: Annotated[int, typer.Option(min=1, help="measurements per stored / uploaded batch")] = 32,
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
     server: ServerOption = None,
@@ -146,7 +155,7 @@ def run(
             device=device or default_device_name(torch_device), space=space, device_kind=device_kind,
             layers=parse_layers(layers), models=models, sample_configs=sample_configs, seed=seed, resume=resume,
             max_entries=max_entries, batch_size=batch_size, trace_dir=trace_dir, cool_below=cool_below,
-            cool_timeout=cool_timeout, timing=timing,
+            cool_timeout=cool_timeout, quiet_below=quiet_below, max_quiet_wait=max_quiet_wait, timing=timing,
         )
         if options.layers is not None:
             for index in options.layers:
@@ -178,6 +187,13 @@ def run(
             f"in {summary.wall_s:.1f} s; median IQR/median {summary.relative_iqr_median:.2%}, "
             f"{summary.share_within_threshold:.0%} settled within {threshold:.0%}, {len(summary.noisy)} noisy"
         )
+        if summary.load.get("busy"):
+            console.print(
+                f"the machine was busy while {summary.load['busy_entries']} of {summary.load['entries']} entries "
+                f"were timed (others took a median {summary.load['busy_share_median']:.0%} of it, waited "
+                f"{summary.load['quiet_wait_s']:.0f} s for quiet); this is recorded in the run's environment",
+                highlight=False, soft_wrap=True,
+            )
     if summary.upload is not None:
         _report_upload(summary.upload, server=server, spool=spool_dir, brief=as_json)
 

@@ -15,7 +15,8 @@ from profiler import runner
 from profiler.cli import app
 
 # Tiny budgets: these tests check what is stored, not how precisely (bench/profile_space.py does that).
-FAST = ["--min-run-time", "0.003", "--max-run-time", "0.006", "--copies", "2", "--warmup", "1", "--no-progress"]
+FAST = ["--min-run-time", "0.003", "--max-run-time", "0.006", "--copies", "2", "--warmup", "1", "--no-progress",
+        "--max-quiet-wait", "0"]  # never wait for quiet: the machine running the tests is shared
 
 
 def invoke(*args: str) -> dict:
