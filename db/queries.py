@@ -64,6 +64,8 @@ def upsert_run(session: Session, *, run: RunRecord) -> ProfilingRun:
         if run.status != "running" or row.status == "running":  # a re-sent early batch must not reopen a run
             row.status = run.status
         row.finished_at = run.finished_at or row.finished_at
+        # The last batch adds what is known only at the end (the load summary); an early one re-sent later adds nothing.
+        row.environment = {**row.environment, **run.environment}
     return row
 
 

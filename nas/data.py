@@ -6,6 +6,7 @@ splits are fixed (they do not depend on the search seed), so every run is scored
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,36 +117,54 @@ def load_synthetic_data(n: int = 1000, num_classes: int = 10, seed: int = 0) -> 
     return from_arrays("synthetic", pixels, labels.numpy(), num_classes)
 
 
+CIFAR_FOLDER = "cifar-100-python"
+
+
+def read_cifar100_part(root: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 32, 32, 3) uint8 and fine labels of ``train`` or ``test`` in torchvision's format.
+
+    The pickles are read as ``torchvision.datasets.CIFAR100`` reads them, without its checksums of the
+    official files (which take seconds per start, and refuse any other copy of the format).
+    """
+    path = root / CIFAR_FOLDER / part
+    try:
+        with path.open("rb") as handle:
+            entry = pickle.load(handle, encoding="latin1")
+        images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        labels = np.asarray(entry["fine_labels"], dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"CIFAR-100 not found under {root}: expected torchvision's '{CIFAR_FOLDER}/' folder (train, test, "
+            f"meta) there, could not read {path} ({type(exc).__name__}: {exc}). Nothing is downloaded at run "
+            "time; put the data there, or use --data digits|synthetic"
+        ) from exc
+    if len(labels) != len(images) or not ((labels >= 0) & (labels < 100)).all():
+        raise DataError(f"{path}: {len(images)} images but {len(labels)} labels, or labels outside 0..99")
+    return images, labels
+
+
 def load_cifar100(root: Path) -> ImageData:
     """CIFAR-100 in torchvision's format under ``root`` (``cifar-100-python/``); nothing is downloaded.
 
-    The official training set is split 45,000 / 5,000 into train and validation; test is the official test set.
+    A tenth of the official training set (5,000 images) is held out for validation; test is the official test set.
     """
-    from torchvision.datasets import CIFAR100
-
-    try:
-        train_set = CIFAR100(str(root), train=True, download=False)
-        test_set = CIFAR100(str(root), train=False, download=False)
-    except RuntimeError as exc:
-        raise DataError(
-            f"CIFAR-100 not found under {root}: expected torchvision's 'cifar-100-python/' folder (train, test, "
-            "meta) there. Nothing is downloaded at run time; put the data there, or use --data digits|synthetic"
-        ) from exc
 
     def tensor(images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
-    labels = np.asarray(train_set.targets, dtype=np.int64)
+    train_images, labels = read_cifar100_part(root, "train")
+    test_images, test_labels = read_cifar100_part(root, "test")
     order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
-    train, val = order[:45_000], order[45_000:]
-    images = tensor(train_set.data)
+    held_out = len(labels) // 10
+    train, val = order[: len(labels) - held_out], order[len(labels) - held_out :]
+    images = tensor(train_images)
     mean, std = statistics(images[torch.from_numpy(train)])
     return ImageData(
         "cifar100", 100,
         images={"train": images[torch.from_numpy(train)], "val": images[torch.from_numpy(val)],
-                "test": tensor(test_set.data)},
+                "test": tensor(test_images)},
         labels={"train": torch.from_numpy(labels[train]), "val": torch.from_numpy(labels[val]),
-                "test": torch.as_tensor(test_set.targets, dtype=torch.long)},
+                "test": torch.from_numpy(test_labels)},
         mean=mean, std=std, augment=True,
     )
 

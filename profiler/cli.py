@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from db import database_url, get_settings, session_scope
+from profiler.load import BUSY_SHARE
 from profiler.settings import TimingSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(
     help="Measure every candidate block of a search space on this device and store or upload the results.",
@@ -65,6 +69,19 @@ def _uploader(server: str | None, token: str | None, retries: int, backoff: floa
     return Uploader(server, token, retries=retries, backoff=backoff)
 
 
+def _require_known_device(session: Session, device: str | None) -> None:
+    """Exit with one line naming the known devices when ``device`` is not one of them."""
+    from db import queries
+
+    known = queries.device_names(session)
+    if device is not None and device not in known:
+        console.print(
+            f"unknown device {device!r}; known devices: {', '.join(known) or 'none yet (profiler run stores one)'}",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(2)
+
+
 @app.command()
 def run(
     device: Annotated[
@@ -103,6 +120,14 @@ def run(
     trace_dir: Annotated[Path | None, typer.Option(help="also write torch.profiler traces per entry here")] = None,
     cool_below: Annotated[float | None, typer.Option(help="wait before each entry until the CPU is below (C)")] = None,
     cool_timeout: Annotated[float, typer.Option(min=0.0, help="longest wait for --cool-below (s)")] = 600.0,
+    quiet_below: Annotated[float, typer.Option(
+        min=0.01, max=1.0,
+        help="before each entry, wait while other processes (and steal time) take at least this share of all "
+        "cores, e.g. 0.25: a quarter of the machine; timing on a busy machine is also warned about",
+    )] = BUSY_SHARE,
+    max_quiet_wait: Annotated[float, typer.Option(
+        min=0.0, help="seconds the whole run may wait for --quiet-below (0: never wait, only warn)",
+    )] = 30.0,
     batch_size: Annotated[int, typer.Option(min=1, help="measurements per stored / uploaded batch")] = 32,
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
     server: ServerOption = None,
@@ -116,7 +141,7 @@ def run(
     """Measure every block of a space (and its fixed layers, configs, models) on this machine."""
     from profiler.environment import default_device_name
     from profiler.runner import BatchWriter, ProfileOptions, check_torch_device, profile_device
-    from profiler.upload import Spool
+    from profiler.upload import Spool, SpoolError
     from spaces import SpaceError, get_space
 
     try:
@@ -130,7 +155,7 @@ def run(
             device=device or default_device_name(torch_device), space=space, device_kind=device_kind,
             layers=parse_layers(layers), models=models, sample_configs=sample_configs, seed=seed, resume=resume,
             max_entries=max_entries, batch_size=batch_size, trace_dir=trace_dir, cool_below=cool_below,
-            cool_timeout=cool_timeout, timing=timing,
+            cool_timeout=cool_timeout, quiet_below=quiet_below, max_quiet_wait=max_quiet_wait, timing=timing,
         )
         if options.layers is not None:
             for index in options.layers:
@@ -139,31 +164,55 @@ def run(
     except (SpaceError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     uploader = _uploader(server, token, retries, backoff)
-    writer = BatchWriter(
-        database_url(db), uploader=uploader,
-        spool=Spool(spool or get_settings().data_dir / "spool") if uploader is not None else None,
-    )
+    spool_dir = spool or get_settings().data_dir / "spool"
+    writer = BatchWriter(database_url(db), uploader=uploader, spool=Spool(spool_dir) if uploader is not None else None)
     try:
         summary = profile_device(options, writer, progress=progress)
+    except SpoolError as exc:
+        console.print(
+            f"{exc}; the run stopped, its measurements so far are in the local database only",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
     finally:
         if uploader is not None:
             uploader.close()
     if as_json:
         _print_json(summary.as_dict())
-        return
-    if summary.run_uid is None:
+    elif summary.run_uid is None:
         console.print(f"nothing to measure: all {summary.planned} entries already measured on {summary.device}")
-        return
-    console.print(
-        f"run {summary.run_uid}: {summary.measured} measurements of {summary.device} ({summary.timed} timed) "
-        f"in {summary.wall_s:.1f} s; median IQR/median {summary.relative_iqr_median:.2%}, "
-        f"{summary.share_within_threshold:.0%} settled within {threshold:.0%}, {len(summary.noisy)} noisy"
-    )
-    if summary.upload is not None:
+    else:
         console.print(
-            f"upload: {summary.upload['inserted']} inserted, {summary.upload['duplicates']} duplicates, "
-            f"{summary.upload['pending']} batches pending (retry with `profiler upload`)"
+            f"run {summary.run_uid}: {summary.measured} measurements of {summary.device} ({summary.timed} timed) "
+            f"in {summary.wall_s:.1f} s; median IQR/median {summary.relative_iqr_median:.2%}, "
+            f"{summary.share_within_threshold:.0%} settled within {threshold:.0%}, {len(summary.noisy)} noisy"
         )
+        if summary.load.get("busy"):
+            console.print(
+                f"the machine was busy while {summary.load['busy_entries']} of {summary.load['entries']} entries "
+                f"were timed (others took a median {summary.load['busy_share_median']:.0%} of it, waited "
+                f"{summary.load['quiet_wait_s']:.0f} s for quiet); this is recorded in the run's environment",
+                highlight=False, soft_wrap=True,
+            )
+    if summary.upload is not None:
+        _report_upload(summary.upload, server=server, spool=spool_dir, brief=as_json)
+
+
+def _report_upload(report: dict[str, Any], *, server: str | None, spool: Path, brief: bool) -> None:
+    """The upload's outcome on stderr; exits 1 while batches wait in the spool, saying how to send them."""
+    if not brief:
+        console.print(
+            f"upload: {report['inserted']} inserted, {report['duplicates']} duplicates, "
+            f"{report['rejected']} batches rejected, {report['pending']} pending"
+        )
+        for error in report["errors"][-3:]:
+            console.print(f"[red]{error}", highlight=False)
+    if report["pending"]:
+        console.print(
+            f"{report['pending']} batches are waiting in {spool}; send them with "
+            f"`profiler upload --server {server} --token <token> --spool {spool}`", highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -188,7 +237,7 @@ def upload(
     else:
         console.print(
             f"{report.batches} batches sent: {report.inserted} inserted, {report.duplicates} duplicates; "
-            f"{report.pending} pending"
+            f"{report.rejected} rejected (kept in rejected/); {report.pending} pending"
         )
         for error in report.errors:
             console.print(f"[red]{error}")
@@ -234,6 +283,7 @@ def list_(
     from profiler.listing import inventory
 
     with session_scope(database_url(db)) as session:
+        _require_known_device(session, device)
         data = inventory(session, device=device)
     if as_json:
         _print_json(data)
@@ -273,6 +323,7 @@ def export(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r}; allowed: {', '.join(FORMATS)}", param_hint="--format")
     with session_scope(database_url(db)) as session:
+        _require_known_device(session, device)
         rows = measurement_dicts(session, device=device, space=space, target=target, run_uid=run_uid, latest=latest)
     if output is None:
         write_measurements(rows, sys.stdout, fmt=fmt)

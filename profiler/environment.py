@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from profiler.load import LoadProbe
+
 # Bits of the Raspberry Pi firmware's get_throttled value (documented by raspberrypi.com).
 THROTTLED_FLAGS = {
     0: "under_voltage",
@@ -180,14 +182,17 @@ def cuda_device_name(device: str) -> str | None:
 
 
 def capture(
-    *, threads: int, device: str = "cpu", caches: str = "warm", probe: ThermalProbe | None = None
+    *, threads: int, device: str = "cpu", caches: str = "warm", probe: ThermalProbe | None = None,
+    load: LoadProbe | None = None,
 ) -> dict[str, Any]:
     """Everything a measurement depends on, as a JSON-able dict (stored with the run).
 
-    ``probe`` says where the filesystem root is (default: this machine's, with ``vcgencmd`` if present).
+    ``probe`` says where the filesystem root is (default: this machine's, with ``vcgencmd`` if present);
+    ``load`` reads the load at the start (default: from the same root).
     """
     probe = probe or ThermalProbe.local()
     root = probe.root
+    load = load or LoadProbe(root)
     return {
         "host": socket.gethostname(),
         "os": f"{platform.system()} {platform.release()}",
@@ -205,6 +210,7 @@ def capture(
         "caches": caches,
         "governor": governor(root),
         "thermal": probe.read(),
+        "load": load.read(),
     }
 
 

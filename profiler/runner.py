@@ -28,6 +28,7 @@ from db.models import utcnow
 from db.records import MeasurementBatch, MeasurementRecord, RunRecord
 from profiler import environment
 from profiler.environment import ThermalProbe
+from profiler.load import BUSY_SHARE, LoadProbe, LoadWatch
 from profiler.plan import Entry, build_plan, drop_measured, group_by_timing
 from profiler.settings import TimingSettings
 from profiler.timing import Timing, measure, quietest
@@ -54,6 +55,8 @@ class ProfileOptions:
     trace_dir: Path | None = None
     cool_below: float | None = None
     cool_timeout: float = 600.0
+    quiet_below: float | None = BUSY_SHARE  # wait while other processes take this share of the machine
+    max_quiet_wait: float = 30.0  # seconds the whole run may wait for quiet
     timing: TimingSettings = field(default_factory=TimingSettings)
 
     def run_settings(self) -> dict[str, Any]:
@@ -82,6 +85,7 @@ class RunSummary:
     wall_s: float = 0.0
     status: str = "completed"
     traces: int = 0
+    load: dict[str, Any] = field(default_factory=dict)  # how busy the machine was (LoadWatch.summary)
     upload: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -153,16 +157,20 @@ def workload_for(entry: Entry, settings: TimingSettings) -> Workload:
 
 
 def measure_entry(
-    entry: Entry, settings: TimingSettings, probe: ThermalProbe, *, trace_dir: Path | None = None,
-    cool_below: float | None = None, cool_timeout: float = 600.0,
+    entry: Entry, settings: TimingSettings, probe: ThermalProbe, *, watch: LoadWatch | None = None,
+    trace_dir: Path | None = None, cool_below: float | None = None, cool_timeout: float = 600.0,
 ) -> tuple[Timing, dict[str, Any]]:
-    """Time one entry; returns the timing and what its rows keep in ``raw`` (thermal state, trace)."""
+    """Time one entry; returns the timing and what its rows keep in ``raw`` (thermal state, load, trace)."""
     raw: dict[str, Any] = {}
     if cool_below is not None:
         raw["cooldown_s"] = probe.wait_below(cool_below, timeout=cool_timeout)
+    if watch is not None:
+        raw.update(watch.before_entry())
     before = probe.read()
     workload = workload_for(entry, settings)
-    timing = measure(workload.run, executions=workload.executions, settings=settings, label=entry.key)
+    timing = measure(workload.run, executions=workload.executions, settings=settings)
+    if watch is not None:
+        raw["load"] = watch.after_entry()
     after = probe.read()
     if before or after:
         raw["thermal_before"], raw["thermal_after"] = before, after
@@ -211,13 +219,17 @@ def plan_run(options: ProfileOptions, env_key: str, db_url: str | None) -> tuple
 
 
 def profile_device(
-    options: ProfileOptions, writer: BatchWriter, *, probe: ThermalProbe | None = None, progress: bool = True
+    options: ProfileOptions, writer: BatchWriter, *, probe: ThermalProbe | None = None,
+    load: LoadProbe | None = None, progress: bool = True,
 ) -> RunSummary:
     """Measure the plan of ``options`` on this machine and store (and upload) it, batch by batch."""
     probe = probe or ThermalProbe.local()
+    load = load or LoadProbe(probe.root)
     settings = options.timing
     torch.set_num_threads(settings.threads)
-    env = environment.capture(threads=settings.threads, device=settings.device, caches=settings.caches, probe=probe)
+    env = environment.capture(
+        threads=settings.threads, device=settings.device, caches=settings.caches, probe=probe, load=load
+    )
     run = new_run(options, env)
     entries, skipped = plan_run(options, run.environment_key, writer.db_url)
     summary = RunSummary(
@@ -251,6 +263,15 @@ def profile_device(
             if timing.noisy:
                 summary.noisy.append(entry.key)
 
+    watch = LoadWatch(load, quiet_below=options.quiet_below, max_wait=options.max_quiet_wait)
+
+    def finished(status: str) -> RunRecord:
+        """The run as stored at its end: status, and how busy the machine was in its environment."""
+        summary.load = watch.summary()
+        return run.model_copy(update={
+            "status": status, "finished_at": utcnow(), "environment": {**run.environment, "load_summary": summary.load},
+        })
+
     visit_settings = settings.one_pass()
     try:
         with progress_bar(len(entries) * settings.passes, enabled=progress) as (bar, task), torch.inference_mode():
@@ -261,9 +282,12 @@ def profile_device(
                     group = groups[index]
                     bar.update(task, description=f"pass {number + 1}/{settings.passes} {group[0].label}")
                     visits[index].append(measure_entry(
-                        group[0], visit_settings, probe, trace_dir=options.trace_dir if number == 0 else None,
+                        group[0], visit_settings, probe, watch=watch,
+                        trace_dir=options.trace_dir if number == 0 else None,
                         cool_below=options.cool_below, cool_timeout=options.cool_timeout,
                     ))
+                    if (warning := watch.warning()) is not None:
+                        bar.console.print(warning, highlight=False, soft_wrap=True)
                     if number == settings.passes - 1:
                         keep(index)
                         stored.add(index)
@@ -276,10 +300,9 @@ def profile_device(
         for index, timed in enumerate(visits):  # nothing timed is lost: keep the passes they had
             if timed and index not in stored:
                 keep(index)
-        writer.write(run.model_copy(update={"status": "failed", "finished_at": utcnow()}), buffer)
+        writer.write(finished("failed"), buffer)
         raise
-    run = run.model_copy(update={"status": "completed", "finished_at": utcnow()})
-    writer.write(run, buffer)
+    writer.write(finished("completed"), buffer)
     summary.measured += len(buffer)
     report = writer.finish()
     summary.upload = asdict(report) if report is not None else None

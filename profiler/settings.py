@@ -20,7 +20,8 @@ class TimingSettings:
 
     ``caches`` is ``warm`` (default) or ``cold``. Warm: executions run back to back, the weights staying
     in whatever cache holds them; one timer sample runs for about ``block_time`` seconds and an entry is
-    noisy while the samples' IQR/median exceeds ``threshold`` (``Timer.adaptive_autorange``). Cold:
+    noisy while the samples' IQR/median exceeds ``threshold`` (``Timer.adaptive_autorange``'s rule) or it
+    has fewer than ``profiler.timing.MIN_SAMPLES`` samples. Cold:
     before every execution the caches are flushed (a buffer twice the last-level cache is rewritten,
     untimed) and each execution is one timer sample, so every op reads its weights from memory, as it
     does inside a network on a device whose cache cannot hold the model (a Raspberry Pi 4's 1 MiB L2);

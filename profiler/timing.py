@@ -1,11 +1,11 @@
-"""Timing a workload with ``torch.utils.benchmark``: cold or warm caches, robust statistics, noise flag."""
+"""Timing a workload: cold or warm caches, robust statistics, noise flag."""
 
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import time
+import timeit
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
-# torch.utils.benchmark imports cpp_extension, which warns on every start that no CUDA toolkit is installed
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-from torch.utils import benchmark  # noqa: E402
+from profiler.environment import cache_bytes
+from profiler.settings import TimingSettings
 
-from profiler.environment import cache_bytes  # noqa: E402
-from profiler.settings import TimingSettings  # noqa: E402
+# Fewer timer samples than this say nothing about their spread (one sample has an IQR of 0): noisy.
+MIN_SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -99,10 +98,16 @@ def call_time(run: Callable[[], object], clock: Callable[[], float], at_least: f
         calls *= 4
 
 
-def warm_samples(run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings,
-                 label: str) -> tuple[list[float], int]:
-    """Back-to-back calls: ``Timer.adaptive_autorange`` over samples of about ``block_time`` seconds.
+def warm_samples(
+    run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings
+) -> tuple[list[float], int]:
+    """Back-to-back calls: timer samples of about ``block_time`` seconds, ``adaptive_autorange``'s rule.
 
+    Sampling goes on for ``min_run_time`` seconds of the clock and at least ``MIN_SAMPLES`` samples, then
+    while IQR/median is above ``threshold``, up to ``max_run_time``. The loop is written out over the
+    standard library's ``timeit.Timer`` (what torch's ``Timer`` wraps) because ``adaptive_autorange``
+    sizes its samples itself: on a busy machine its overhead check fails and makes each sample ten times
+    longer, leaving one or two samples in the budget, whose IQR of 0 looked settled.
     Returns seconds per call of ``run``, one value per timer sample, and the calls one sample makes.
     """
     repeat = max(1, math.ceil(settings.block_time / call_time(run, clock, settings.block_time / 4)))
@@ -111,13 +116,21 @@ def warm_samples(run: Callable[[], object], clock: Callable[[], float], settings
         for _ in range(repeat):
             run()
 
-    timer = benchmark.Timer(
-        "block()", globals={"block": block}, timer=clock, num_threads=settings.threads, label=label
-    )
-    result = timer.adaptive_autorange(
-        threshold=settings.threshold, min_run_time=settings.min_run_time, max_run_time=settings.max_run_time
-    )
-    return [t / repeat for t in result.times], result.number_per_run * repeat
+    timer = timeit.Timer(block, timer=clock)
+    samples: list[float] = []
+    while True:
+        samples.append(timer.timeit(1))
+        spent = sum(samples)
+        if spent >= settings.max_run_time or (
+            spent >= settings.min_run_time and len(samples) >= MIN_SAMPLES
+            and relative_iqr(samples) <= settings.threshold
+        ):
+            return [t / repeat for t in samples], repeat
+
+
+def relative_iqr(times: list[float] | np.ndarray) -> float:
+    q1, median, q3 = np.percentile(times, (25, 50, 75))
+    return float((q3 - q1) / median)
 
 
 def cold_samples(run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings) -> list[float]:
@@ -139,7 +152,8 @@ def cold_samples(run: Callable[[], object], clock: Callable[[], float], settings
         times.append(clock() - tic)
         elapsed = time.perf_counter() - started
         if elapsed >= settings.max_run_time or (
-            elapsed >= settings.min_run_time and len(times) >= 4 and cold_uncertainty(times) <= settings.threshold
+            elapsed >= settings.min_run_time and len(times) >= MIN_SAMPLES
+            and cold_uncertainty(times) <= settings.threshold
         ):
             return times
 
@@ -150,9 +164,7 @@ def cold_uncertainty(times: list[float] | np.ndarray) -> float:
     return float(1.57 * (q3 - q1) / np.sqrt(len(times)) / median)
 
 
-def measure(
-    run: Callable[[], object], *, executions: int, settings: TimingSettings, label: str = ""
-) -> Timing:
+def measure(run: Callable[[], object], *, executions: int, settings: TimingSettings) -> Timing:
     """Time ``run`` (which performs ``executions`` executions of the measured thing) per execution.
 
     The caller sets inference mode and eval mode; this warms up, then samples with cold or warm
@@ -166,10 +178,10 @@ def measure(
     if settings.caches == "cold":
         samples, calls = cold_samples(run, clock, settings), 1
     else:
-        samples, calls = warm_samples(run, clock, settings, label)
+        samples, calls = warm_samples(run, clock, settings)
     times = np.array(samples) * 1e3 / executions
     q1, median, q3 = np.percentile(times, (25, 50, 75))
-    uncertainty = cold_uncertainty(times) if settings.caches == "cold" else (q3 - q1) / median
+    uncertainty = cold_uncertainty(times) if settings.caches == "cold" else relative_iqr(times)
     return Timing(
         median_ms=float(median),
         iqr_ms=float(q3 - q1),
@@ -178,6 +190,6 @@ def measure(
         runs=len(times),
         executions_per_run=calls * executions,
         total_s=time.perf_counter() - started,
-        noisy=bool(uncertainty > settings.threshold),
+        noisy=bool(len(times) < MIN_SAMPLES or uncertainty > settings.threshold),
         times_ms=tuple(times.tolist()),
     )

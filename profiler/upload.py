@@ -3,11 +3,14 @@
 Every batch is written to the spool (one JSON file) before it is sent, and its file is deleted only
 once the server acknowledged it, so nothing measured is lost while the server is unreachable. The
 server stores a batch idempotently (a measurement is identified by its run uid and key), so sending a
-batch again after a lost acknowledgement stores nothing twice.
+batch again after a lost acknowledgement stores nothing twice, and in any order (a re-sent early batch
+does not reopen a finished run): a batch the server keeps failing on is skipped, not a wall in front of
+the others.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +25,15 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 REJECT_STATUSES = frozenset({400, 409, 413, 422})
+
+
+# A spool on a disk that cannot take more: full, over quota, or read-only.
+DISK_ERRNOS = {errno.ENOSPC: "no space left on its disk", errno.EDQUOT: "disk quota exceeded",
+               errno.EROFS: "its file system is read-only"}
+
+
+class SpoolError(RuntimeError):
+    """A batch could not be written to the spool; nothing partial was left behind."""
 
 
 class UploadError(RuntimeError):
@@ -39,12 +51,26 @@ class Spool:
         self.directory = Path(directory)
 
     def put(self, batch: MeasurementBatch) -> Path:
-        """Write ``batch`` atomically (temporary file, then rename) and return its path."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write ``batch`` atomically and durably (temporary file, fsync, rename) and return its path.
+
+        Raises SpoolError (with the reason, e.g. a full disk) when it cannot; the temporary file is removed.
+        """
         path = self.directory / f"{time.time_ns():020d}-{batch.run.uid}.json"
         partial = path.with_suffix(".part")
-        partial.write_text(batch.model_dump_json())
-        os.replace(partial, path)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with partial.open("wb") as handle:
+                handle.write(batch.model_dump_json().encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            reason = DISK_ERRNOS.get(exc.errno or 0, exc.strerror or str(exc))
+            raise SpoolError(
+                f"cannot write a batch to the spool {self.directory}: {reason} (free space there, or choose "
+                "another directory with --spool)"
+            ) from exc
         return path
 
     def pending(self) -> list[Path]:
@@ -69,6 +95,7 @@ class UploadReport:
     inserted: int = 0
     duplicates: int = 0
     pending: int = 0
+    rejected: int = 0  # moved to rejected/: the server refused their content
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: UploadReport) -> None:
@@ -76,6 +103,7 @@ class UploadReport:
         self.inserted += other.inserted
         self.duplicates += other.duplicates
         self.pending = other.pending
+        self.rejected += other.rejected
         self.errors += other.errors
 
 
@@ -135,9 +163,9 @@ class Uploader:
     def flush(self, spool: Spool, *, retries: int | None = None) -> UploadReport:
         """Send every spooled batch, oldest first, deleting each once acknowledged.
 
-        A batch the server refuses for its content (400, 409, 413, 422) is moved to ``rejected/``; any
-        other failure stops the flush (later batches may update the same run, so order is kept), and
-        what is left stays in the spool for the next flush.
+        A batch the server refuses for its content (400, 409, 413, 422) is moved to ``rejected/``; one it
+        still fails on (5xx) after its retries stays in the spool for the next flush while the others are
+        sent. A refused token or an unreachable server stops the flush: the other batches would fail too.
         """
         report = UploadReport()
         for path in spool.pending():
@@ -148,6 +176,10 @@ class Uploader:
                 if exc.status not in REJECT_STATUSES:
                     break
                 spool.reject(path)
+                report.rejected += 1
+                continue
+            except httpx.HTTPStatusError as exc:
+                report.errors.append(f"{path.name}: {exc}; kept for the next upload")
                 continue
             except httpx.HTTPError as exc:
                 report.errors.append(f"{path.name}: {type(exc).__name__}: {exc}")

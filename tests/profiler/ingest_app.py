@@ -1,8 +1,9 @@
 """A minimal real ingest service for the upload tests: the ``POST /measurements`` contract of the api.
 
-Configured by environment variables: INGEST_DB_URL, INGEST_TOKEN, and INGEST_DIE_AFTER=n to make the
+Configured by environment variables: INGEST_DB_URL, INGEST_TOKEN, INGEST_DIE_AFTER=n to make the
 process kill itself (SIGKILL) right after storing its n-th batch, before answering: the worst moment
-for a client, whose batch is stored but never acknowledged.
+for a client, whose batch is stored but never acknowledged; and INGEST_FAIL_KEY=key to answer 500 to
+every batch holding that measurement key, as a server with a bug that this batch triggers would.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def post_measurements(batch: MeasurementBatch, authorization: Annotated[str, Hea
     global stored_batches
     if authorization != f"Bearer {os.environ['INGEST_TOKEN']}":
         raise HTTPException(status_code=401, detail="invalid token")
+    if any(m.key == os.environ.get("INGEST_FAIL_KEY") for m in batch.measurements):
+        raise HTTPException(status_code=500, detail="internal server error")
     with session_scope(os.environ["INGEST_DB_URL"]) as session:
         inserted, duplicates = queries.ingest_batch(session, batch=batch)
     stored_batches += 1

@@ -15,7 +15,8 @@ from profiler import runner
 from profiler.cli import app
 
 # Tiny budgets: these tests check what is stored, not how precisely (bench/profile_space.py does that).
-FAST = ["--min-run-time", "0.003", "--max-run-time", "0.006", "--copies", "2", "--warmup", "1", "--no-progress"]
+FAST = ["--min-run-time", "0.003", "--max-run-time", "0.006", "--copies", "2", "--warmup", "1", "--no-progress",
+        "--max-quiet-wait", "0"]  # never wait for quiet: the machine running the tests is shared
 
 
 def invoke(*args: str) -> dict:
@@ -138,3 +139,16 @@ def test_a_run_stopped_in_a_later_pass_keeps_every_entry_timed_so_far(
     assert len(rows) == 22 * 9 + 4  # every entry had its first pass
     timed_twice = {r.raw.get("timed_as", r.key) for r in rows if "pass_medians_ms" in r.raw}
     assert len(timed_twice) == 10  # ... and the first ten its second
+
+
+def test_list_and_export_of_an_unknown_device_name_the_known_ones(db_url: str) -> None:
+    for command in (["list"], ["export", "--format", "json"]):
+        result = CliRunner().invoke(app, [*command, "--device", "typo", "--db", db_url])
+        assert result.exit_code == 2 and result.stderr == "unknown device 'typo'; known devices: none yet " \
+            "(profiler run stores one)\n", result.output
+    invoke("run", "--device", "dev-b", "--layers", "21", "--max-entries", "1", "--db", db_url, *FAST)
+    for command in (["list"], ["export"]):
+        result = CliRunner().invoke(app, [*command, "--device", "dev-c", "--db", db_url])
+        assert result.exit_code == 2 and result.stderr == "unknown device 'dev-c'; known devices: dev-b\n"
+        assert result.stdout == ""
+    assert "dev-b" in CliRunner().invoke(app, ["list", "--device", "dev-b", "--db", db_url]).stdout
