@@ -88,6 +88,31 @@ def page(browser, dashboard_server: Server):  # noqa: ANN001, ANN201 (playwright
     assert outside == [], f"the page asked for outside resources: {outside}"
 
 
+# labels as the browser lays them out: outside their figure, or outside the cell (heat map, quality) they belong to
+SPILLED_LABELS = """(root) => {
+  const inside = (r, box) => r.left >= box.left - 0.5 && r.right <= box.right + 0.5
+    && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5;
+  const out = [];
+  for (const svg of document.querySelectorAll(root + " svg")) {
+    const box = svg.getBoundingClientRect();
+    for (const t of svg.querySelectorAll("text")) {
+      if (!inside(t.getBoundingClientRect(), box)) out.push(t.textContent);
+    }
+    for (const g of svg.querySelectorAll("g.cell, g.quality")) {
+      const cell = g.querySelector("rect").getBoundingClientRect();
+      for (const t of g.querySelectorAll("text")) {
+        if (!inside(t.getBoundingClientRect(), cell)) out.push(t.textContent);
+      }
+    }
+  }
+  return out;
+}"""
+
+
+def assert_labels_inside(page, root: str) -> None:  # noqa: ANN001
+    assert page.evaluate(SPILLED_LABELS, root) == []
+
+
 def shoot(page, name: str) -> None:  # noqa: ANN001
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -130,6 +155,7 @@ def test_heatmap_cells_are_the_service_latencies(page, dashboard_server: Server)
         assert shown == f"{answer['latency_ms']:.3g}" + ("" if answer["measured"] else "*")
     measured = sum(m for row in table["measured"] for m in row)
     assert page.locator("#lut-info").inner_text().startswith(f"{measured} of {cells.count()} entries measured")
+    assert_labels_inside(page, "#lut-figure")
     shoot(page, "latency_table")
 
 
@@ -144,6 +170,7 @@ def test_quality_view_shows_the_stored_metrics(page, dashboard_server: Server) -
     assert shown == expected
     rows = page.locator("#quality-table tr[data-kind]")
     assert rows.count() == len(expected)
+    assert_labels_inside(page, "#quality-figure")
     shoot(page, "predictor_quality")
 
 
@@ -167,6 +194,7 @@ def test_jobs_view_shows_convergence_accuracy_and_the_answer_per_layer(page, das
         result = dict(job.result)
     sent = detail.locator(f'rect.bar[data-layer="{result["split"] - 1}"][data-payload-bytes]')
     assert float(sent.get_attribute("data-payload-bytes")) == result["payload_bytes"]
+    assert_labels_inside(page, "#view-jobs")
     shoot(page, "search_jobs")
 
 
