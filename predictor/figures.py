@@ -9,11 +9,12 @@ Cells and points carry ``data-*`` attributes with their exact values, for tests 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from predictor.latency import DeviceLUT, Link, split_latency
+from predictor.latency import DeviceLUT, Link, architecture_latency, split_latency
 from spaces import Architecture
 
 FONT = 11  # px, every label
@@ -434,4 +435,60 @@ def layers_svg(job: Mapping[str, Any], layers: Sequence[Mapping[str, Any]], *,
             + [("split point (red line; red payload bar: what is sent)", PALETTE[3])])
     svg.width = max(svg.width, left + width + 10)
     svg.height = y + 16 * (len(devices) + 1)
+    return svg.render()
+
+
+# -- predicted against measured whole architectures ---------------------------------------------------
+
+
+def runtime(environment: Mapping[str, Any], status: str) -> str:
+    """What ran a profiling run's measurements: its recorded runtime, torch's version, or the imported source."""
+    if environment.get("runtime"):
+        return str(environment["runtime"])
+    if environment.get("torch"):
+        return f"torch {environment['torch']} ({environment.get('torch_device') or 'cpu'})"
+    return f"imported ({environment.get('source', 'unknown')})" if status == "imported" else "unknown"
+
+
+def model_predictions(models: Sequence[tuple[str, float]], luts: Mapping[str, DeviceLUT],
+                      space: str) -> dict[str, Any]:
+    """Measured latency of whole architectures and heads (``arch`` or ``arch@k``, ms) and each table's prediction."""
+    archs = [Architecture.parse(text, space) for text, _ in models]
+    link = Link(1.0)  # a head's compute does not depend on the link
+    predicted = {
+        kind: [split_latency(a, lut, lut, link).segments[0].compute_ms if a.splits else architecture_latency(a, lut)
+               for a in archs]
+        for kind, lut in luts.items()
+    }
+    return {"architectures": [text for text, _ in models], "measured": [ms for _, ms in models],
+            "predicted": predicted}
+
+
+def predicted_measured_svg(points: Mapping[str, Any], *, title: str) -> str:
+    """Predicted against measured latency (``model_predictions``), one colour per kind, with y = x and ±10 %."""
+    measured, predicted = points["measured"], points["predicted"]
+    values = list(measured) + [v for series in predicted.values() for v in series]
+    high = max(values + [1e-3]) * 1.05
+    svg, left, top = _plot_frame([title, "measured whole architectures and heads; grey band: within ±10 %"],
+                                 ylabel="ms", ylim=(0.0, high))
+    ax = Axes(svg, left, top, 320, 320, (0.0, high), (0.0, high), xlabel="measured latency (ms)",
+              ylabel="predicted latency (ms)", clip_id="pm" + re.sub(r"\W", "", title)[:32])
+    a, b = ax.xlim[1], ax.ylim[1]
+    end = max(a, b)
+    ax.clipped(f'<polygon points="{ax.px(0):.1f},{ax.py(0):.1f} {ax.px(end):.1f},{ax.py(end * 0.9):.1f} '
+               f'{ax.px(end):.1f},{ax.py(end * 1.1):.1f}" fill="#bdbdbd" fill-opacity="0.35"/>')
+    ax.clipped(f'<line x1="{ax.px(0):.1f}" y1="{ax.py(0):.1f}" x2="{ax.px(end):.1f}" y2="{ax.py(end):.1f}" '
+               f'stroke="#333"/>')
+    kinds = list(predicted)
+    for k, kind in enumerate(kinds):
+        colour = PALETTE[k % len(PALETTE)]
+        for arch, truth, guess in zip(points.get("architectures", [""] * len(measured)), measured, predicted[kind],
+                                      strict=True):
+            ax.clipped(f'<circle class="point" cx="{ax.px(truth):.1f}" cy="{ax.py(guess):.1f}" r="3" fill="{colour}" '
+                       f'fill-opacity="0.75" data-kind="{escape(kind)}" data-measured="{truth!r}" '
+                       f'data-predicted="{guess!r}"><title>{escape(kind)}: measured {truth:.4g} ms, predicted '
+                       f'{guess:.4g} ms ({escape(arch)})</title></circle>')
+    _legend(svg, left, top + 320 + 48, [(kind, PALETTE[k % len(PALETTE)]) for k, kind in enumerate(kinds)])
+    svg.width = max(svg.width, left + 330)
+    svg.height = top + 320 + 48 + 16 * max(len(kinds), 1)
     return svg.render()

@@ -87,16 +87,6 @@ async def docs_asset(name: str) -> FileResponse:
 # -- data -------------------------------------------------------------------------------------------
 
 
-def runtime(environment: dict[str, Any], status: str) -> str:
-    """What ran the measurements of a run: its recorded runtime, torch's version, or the imported source."""
-    if environment.get("runtime"):
-        return str(environment["runtime"])
-    if environment.get("torch"):
-        device = environment.get("torch_device") or "cpu"
-        return f"torch {environment['torch']} ({device})"
-    return f"imported ({environment.get('source', 'unknown')})" if status == "imported" else "unknown"
-
-
 def _thermal(session: Any, run_id: int, environment: dict[str, Any]) -> dict[str, Any]:
     """Hottest temperature and throttling flags seen in a run, its noisy entries, and busy-machine records."""
     temperatures = [environment.get("thermal", {}).get("temperature_c")]
@@ -159,7 +149,7 @@ def device_runtimes(session: Any) -> dict[str, str]:
     """Each device's runtime(s), from its runs, comma separated."""
     found: dict[str, set[str]] = {}
     for run in queries.list_runs(session):
-        found.setdefault(run.device.name, set()).add(runtime(run.environment or {}, run.status))
+        found.setdefault(run.device.name, set()).add(figures.runtime(run.environment or {}, run.status))
     return {device: ", ".join(sorted(names)) for device, names in found.items()}
 
 
@@ -176,7 +166,7 @@ def overview(session: SessionDep) -> dict[str, Any]:
         last = mine[-1] if mine else None
         devices.append({
             "name": device.name, "kind": device.kind, "description": device.description, "facts": device.facts,
-            "runtimes": sorted({runtime(r.environment or {}, r.status) for r in mine}),
+            "runtimes": sorted({figures.runtime(r.environment or {}, r.status) for r in mine}),
             "coverage": _coverage(session, device.name),
             "runs": len(mine),
             "last_run": None if last is None else {
@@ -213,16 +203,34 @@ async def lut_figure(
             "svg": figures.heatmap_svg(lut, scenario={"runtime": runtime_name})}
 
 
+def _quality_data(database_url: str, device: str, space: str) -> tuple[list[dict[str, Any]], list[tuple[str, float]]]:
+    """The device's newest predictors (as ``GET /predictors`` lists them) and its measured architectures."""
+    with session_scope(database_url) as session:
+        check_device_known(session, device, ["query", "device"])
+        stored = sorted(queries.latest_predictors(session, device=device, space=space), key=lambda r: r.kind)
+        rows = [{"kind": r.kind, "version": r.version, "metrics": r.metrics} for r in stored]
+        models = queries.latest_measurements(session, device=device, space=space, target="model")
+        return rows, [(row.key.split("/", 1)[1], row.latency_ms) for row in models.values()]
+
+
 @router.get("/quality")
-def quality(session: SessionDep, device: Annotated[str, Query()],
-            space: Annotated[str, Query()] = DEFAULT_SPACE) -> dict[str, Any]:
-    """Held-out quality of the device's newest predictors (the metrics ``GET /predictors`` returns)."""
-    check_device_known(session, device, ["query", "device"])
+async def quality(cache: CacheDep, settings: SettingsDep, device: Annotated[str, Query()],
+                  space: Annotated[str, Query()] = DEFAULT_SPACE) -> dict[str, Any]:
+    """Held-out quality of the device's predictors (their stored metrics) and their predictions of measured models."""
     space_or_error(space, ["query", "space"])
-    rows = [{"kind": r.kind, "version": r.version, "metrics": r.metrics}
-            for r in sorted(queries.latest_predictors(session, device=device, space=space), key=lambda r: r.kind)]
+    rows, models = await to_thread.run_sync(_quality_data, settings.resolved_database_url(), device, space)
+    luts = {}
+    for row in rows if models else ():
+        try:
+            luts[row["kind"]] = (await cache.get((device, space, row["kind"]))).lut
+        except (PredictorError, LookupError):
+            continue  # a kind that cannot build a table (a lookup table with gaps) predicts nothing here
+    points = figures.model_predictions(models, luts, space) if luts else None
     return {"device": device, "space": space, "predictors": rows,
-            "svg": figures.quality_svg(rows, device=device, space=space) if rows else ""}
+            "svg": figures.quality_svg(rows, device=device, space=space) if rows else "",
+            "models_svg": figures.predicted_measured_svg(points, title=f"{device} on {space}: predicted against "
+                                                          "measured") if points else "",
+            "models": points}
 
 
 @router.get("/jobs")

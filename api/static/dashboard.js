@@ -15,7 +15,7 @@ function esc(value) {
 function num(value, digits = 3) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (value === 0) return "0";
-  return Number(value).toPrecision(digits).replace(/\.?0+(e|$)/, "$1");
+  return String(Number(Number(value).toPrecision(digits)));
 }
 
 function when(iso) {
@@ -67,7 +67,7 @@ function coverageCell(rows) {
     const share = r.share === null ? "" : `<span class="cov-bar"><span style="width:${(100 * r.share).toFixed(1)}%"></span></span>`;
     const entries = r.entries === null ? `${r.measured} configurations` : `${r.measured}/${r.entries} entries (${(100 * r.share).toFixed(0)} %)`;
     const models = r.models ? `, ${r.models} architectures` : "";
-    return `<div class="coverage" data-space="${esc(r.space)}" data-measured="${r.measured}">${share}<b>${esc(r.space)}</b>: ${entries}${models}</div>`;
+    return `<div class="coverage" data-space="${esc(r.space)}" data-measured="${r.measured}" data-models="${r.models}">${share}<b>${esc(r.space)}</b>: ${entries}${models}</div>`;
   }).join("") || "–";
 }
 
@@ -140,7 +140,8 @@ async function renderQuality() {
   const device = $("quality-device").value;
   if (!device) return put("quality-figure", "<p>No device yet.</p>");
   const data = await getJSON(`/ui/data/quality?${new URLSearchParams({ device, space: $("quality-space").value })}`);
-  put("quality-figure", data.svg || "<p>No predictor fitted for this device and space: <code>predictor fit</code>.</p>");
+  put("quality-figure", (data.svg || "<p>No predictor fitted for this device and space: <code>predictor fit</code>.</p>")
+    + (data.models_svg || ""));
   const rows = [];
   for (const p of data.predictors) {
     for (const [protocol, s] of Object.entries(p.metrics.protocols || {})) {

@@ -23,7 +23,7 @@ from db import queries
 from db.engine import session_scope
 from tests.api.conftest import Server, make_client
 from tests.utils.api_data import SPACE, UNMEASURED, copy_sqlite, create_token, device_records, measurement_batch
-from tests.utils.dashboard_data import AGENT, add_jobs, agent_batch
+from tests.utils.dashboard_data import AGENT, add_jobs, add_models, agent_batch
 
 CHROMIUM = os.environ.get("SPLITNAS_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
@@ -53,6 +53,7 @@ def dashboard_server(template_db: str, tmp_path_factory: pytest.TempPathFactory)
     db_url = copy_sqlite(template_db, directory / "service.db")
     with session_scope(db_url) as session:
         queries.ingest_batch(session, batch=agent_batch())
+    add_models(db_url)
     add_jobs(db_url)
     server = Server(db_url, directory / "server.log", SPLITNAS_API_CACHE_TTL_S="0.5")
     yield server
@@ -128,8 +129,9 @@ def test_devices_view_shows_runtime_coverage_last_run_and_flags(page, dashboard_
     devices = {d["name"]: d for d in httpx.get(f"{dashboard_server.url}/devices").json()}
     for name, device in devices.items():
         row = page.locator(f'#devices-table tr[data-device="{name}"]')
-        measured = row.locator(f'.coverage[data-space="{SPACE}"]').get_attribute("data-measured")
-        assert int(measured) == device["measurements"][SPACE]
+        coverage = row.locator(f'.coverage[data-space="{SPACE}"]')
+        shown = int(coverage.get_attribute("data-measured")) + int(coverage.get_attribute("data-models"))
+        assert shown == device["measurements"][SPACE]  # distinct keys: entries and architectures
     agent = page.locator(f'#devices-table tr[data-device="{AGENT}"]').inner_text()
     assert "torch 2.14.1 (cpu)" in agent
     assert "max 73.5 °C" in agent and "throttled" in agent and "1 noisy" in agent
@@ -170,6 +172,19 @@ def test_quality_view_shows_the_stored_metrics(page, dashboard_server: Server) -
     assert shown == expected
     rows = page.locator("#quality-table tr[data-kind]")
     assert rows.count() == len(expected)
+    for row in rows.all():
+        scores = next(p for p in stored if p["kind"] == row.get_attribute("data-kind"))["metrics"]["protocols"][
+            row.get_attribute("data-protocol")]
+        cells = row.locator("td").all_inner_texts()  # kind, version, protocol, n, MAPE, within 10 %, RMSE, ...
+        assert float(cells[4]) == pytest.approx(scores["mape"], rel=5e-3)
+        assert float(cells[5]) == pytest.approx(scores["within_10"], rel=5e-3)
+    models = httpx.get(f"{dashboard_server.url}/measurements",
+                       params={"device": "raspi4", "target": "model", "limit": 1000}).json()
+    measured = sorted(m["latency_ms"] for m in models)
+    for kind in {p["kind"] for p in stored}:
+        points = page.locator(f'#quality-figure circle.point[data-kind="{kind}"]').all()
+        assert sorted(float(p.get_attribute("data-measured")) for p in points) == measured
+        assert all(float(p.get_attribute("data-predicted")) > 0 for p in points)
     assert_labels_inside(page, "#quality-figure")
     shoot(page, "predictor_quality")
 

@@ -14,9 +14,10 @@ from db import queries
 from db.engine import session_scope
 from db.records import MeasurementBatch, RunRecord
 from predictor import load_lut
-from predictor.latency import Link, split_latency
+from predictor.latency import Link, architecture_latency, split_latency
 from spaces import sample_architecture
 from tests.utils.api_data import SPACE, device_records
+from tests.utils.factories import ingest, model_records, sample_archs
 
 AGENT = "local-cpu"
 AGENT_ENVIRONMENT = {
@@ -36,6 +37,22 @@ def agent_batch(device: str = AGENT, *, entries: int = 60, uid: str | None = Non
     run = RunRecord(uid=uid or uuid.uuid4().hex, device=device, host="bench-host", environment=AGENT_ENVIRONMENT,
                     status="completed")
     return MeasurementBatch(run=run, measurements=records)
+
+
+def add_models(db_url: str, device: str = "raspi4", *, n: int = 6) -> int:
+    """``n`` whole architectures and their heads measured on ``device``, 15 % slower than its summed table."""
+    with session_scope(db_url) as session:
+        lut = load_lut(session, device=device, space=SPACE, kind="lookup")
+    link = Link(1.0)
+
+    def latency(arch):  # noqa: ANN001, ANN202
+        if arch.splits:
+            return 1.15 * split_latency(arch, lut, lut, link).segments[0].compute_ms
+        return 1.15 * architecture_latency(arch, lut)
+
+    records = model_records(sample_archs(SPACE, n, seed=3, heads=True), latency)
+    ingest(db_url, device, records)
+    return len(records)
 
 
 def add_jobs(db_url: str, *, head: str = "raspi4", tail: str = "edgegpu", bandwidth_mbps: float = 8.0) -> list[str]:
