@@ -91,7 +91,7 @@ function busyFlags(run) {
 function renderDevices(overview) {
   const rows = overview.devices.map((d) => {
     const run = d.last_run;
-    const last = run ? `<code>${esc(run.uid.slice(0, 12))}</code> ${esc(run.status)}<br>${run.measurements} rows, ${when(run.finished_at || run.started_at)}${run.host ? `<br>host ${esc(run.host)}` : ""}` : "–";
+    const last = run ? `<code>${esc(run.uid)}</code> ${esc(run.status)}<br>${run.measurements} rows, ${when(run.finished_at || run.started_at)}${run.host ? `<br>host ${esc(run.host)}` : ""}` : "–";
     return `<tr data-device="${esc(d.name)}"><td><a class="link" href="#lut/${encodeURIComponent(d.name)}">${esc(d.name)}</a><br><span class="hint">${esc(d.kind)}</span></td>`
       + `<td>${d.runtimes.map(esc).join("<br>") || "–"}</td><td>${coverageCell(d.coverage)}</td>`
       + `<td>${last}<br><span class="hint">${d.runs} run(s)</span></td><td>${flags(run)}</td><td>${busyFlags(run)}</td>`
