@@ -236,6 +236,23 @@ def test_docs_render_offline(page, dashboard_server: Server) -> None:  # noqa: A
     shoot(page, "docs")
 
 
+def test_with_read_auth_the_page_asks_for_a_token(browser, template_db: str, tmp_path: Path) -> None:  # noqa: ANN001
+    db_url = copy_sqlite(template_db, tmp_path / "service.db")
+    server = Server(db_url, tmp_path / "server.log", SPLITNAS_API_READ_AUTH="true")
+    try:
+        page = browser.new_page()
+        page.goto(f"{server.url}/ui?refresh=1#devices")
+        page.wait_for_selector("#login:not([hidden])")
+        assert page.locator("#devices-table").count() == 0
+        page.fill("#token", create_token(db_url, "dashboard-reader"))
+        page.click("#login button")
+        page.wait_for_selector('#devices-table tr[data-device="raspi4"]')
+        assert page.locator("#login").is_hidden()
+        page.close()
+    finally:
+        server.stop()
+
+
 def test_read_auth_covers_the_dashboard_data_but_not_the_page(service_db: str) -> None:
     with make_client(service_db, api_read_auth=True) as client:
         assert client.get("/ui").status_code == 200
