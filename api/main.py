@@ -18,7 +18,7 @@ from api.cache import LUTCache
 from api.deps import require_token
 from api.errors import validation_error_handler
 from api.metrics import MetricsMiddleware, ServiceMetrics
-from api.routers import architectures, devices, health, latency, lut, measurements, predictors, spaces
+from api.routers import architectures, devices, health, latency, lut, measurements, predictors, spaces, ui
 from db.config import Settings, get_settings
 from db.engine import get_engine
 
@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await to_thread.run_sync(get_engine, url)  # creates or migrates the schema ("migrations run on start")
         yield
 
-    app = FastAPI(title="splitnas latency service", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="splitnas latency service", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # served by api.routers.ui with the service's own assets
     app.state.settings = settings
     metrics = ServiceMetrics(cached_tables=lambda: len(app.state.cache))
     app.state.metrics = metrics
@@ -55,9 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # write routes always take a token; with read auth every other route does too (the same dependency,
     # so a write route still looks its token up once); health and metrics stay open for probes and scrapers
     read = [Depends(require_token)] if settings.api_read_auth else []
-    for resource in (latency, architectures, lut, devices, spaces, predictors, measurements):
+    for resource in (latency, architectures, lut, devices, spaces, predictors, measurements, ui):
         app.include_router(resource.router, dependencies=read)
     app.include_router(health.router)
+    app.include_router(ui.pages)  # the dashboard's page and assets and /docs hold no data: open
     return app
 
 

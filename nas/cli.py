@@ -194,6 +194,7 @@ def report(
     from nas.jobs import load_jobs
     from nas.plots import completed, plot_accuracy_latency, plot_convergence
     from nas.progress import jobs_table
+    from predictor.tables import print_table
 
     try:
         jobs = load_jobs(db, uids=uid, method=method)
@@ -206,7 +207,8 @@ def report(
     if not jobs:
         console.print("no search jobs stored yet: run `nas search` first")
         return
-    Console(width=None if sys.stdout.isatty() else 120).print(jobs_table(jobs))  # piped: no 80-column squeeze
+    # piped: no 80-column squeeze; on a narrow terminal wider rather than with cells cut short
+    print_table(Console(width=None if sys.stdout.isatty() else 120), jobs_table(jobs))
     done = completed(jobs)
     if not done:
         return

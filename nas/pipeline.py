@@ -23,10 +23,11 @@ import httpx
 from rich.console import Console
 
 from db import database_url, queries, session_scope
+from predictor import figures as shared  # the dashboard's figures (/ui): the report shows the same, inline
 from predictor import load_lut
 from predictor.errors import PredictorError
-from predictor.latency import DeviceLUT, Link, architecture_latency, split_latency
-from spaces import Architecture, get_space
+from predictor.latency import DeviceLUT, Link, split_latency
+from spaces import get_space
 
 REFERENCE_HEAD, REFERENCE_TAIL = "raspi4", "edgegpu"
 
@@ -209,33 +210,45 @@ class Pipeline:
 
     # -- report ----------------------------------------------------------------------------------
     def write_report(self) -> Path:
-        from nas.plots import plot_accuracy_latency, plot_convergence
-        from predictor.plots import plot_lut_heatmap, plot_predicted_vs_measured
-
         out = self.config.report_dir
-        figures: list[tuple[str, str]] = []
+        space = self.config.space
+        shown: list[tuple[str, str]] = []
         predictor_rows: list[dict[str, Any]] = []
         with session_scope(self.db) as session:
+            runtimes: dict[str, set[str]] = {}
+            for run in queries.list_runs(session):
+                runtimes.setdefault(run.device.name, set()).add(shared.runtime(run.environment or {}, run.status))
+            runtime = {device: ", ".join(sorted(names)) for device, names in runtimes.items()}
             for device in self.devices:
-                lut = _measured_lut(session, device, self.config.space)
-                path = plot_lut_heatmap(lut, out / f"lut_{device}.png")
-                figures.append((f"Latency table of {device} ({lut.predictor})", path.name))
-                predictor_rows += _predictor_rows(session, device, self.config.space)
-            scatter = _model_predictions(session, self.config.device, self.config.space)
+                lut = _measured_lut(session, device, space)
+                shown.append((f"Latency table of {device} ({lut.predictor})",
+                              shared.heatmap_svg(lut, scenario={"runtime": runtime.get(device)})))
+                stored = [{"kind": r.kind, "version": r.version, "metrics": r.metrics} for r in
+                          sorted(queries.latest_predictors(session, device=device, space=space), key=lambda r: r.kind)]
+                if stored:
+                    shown.append((f"Held-out quality of the predictors of {device}",
+                                  shared.quality_svg(stored, device=device, space=space)))
+                predictor_rows += _predictor_rows(session, device, space)
+            scatter = _model_predictions(session, self.config.device, space)
+            tables = {(j["config"]["head_device"], j["config"]["tail_device"]) for j in self.jobs}
+            luts = {d: load_lut(session, device=d, space=space) for pair in tables for d in pair}
         if scatter["measured"]:
-            path = plot_predicted_vs_measured(
-                scatter["measured"], scatter["predicted"], out / "predicted_vs_measured.png",
-                title=f"{self.config.device}: measured models and heads",
-            )
-            figures.append(("Predicted vs measured latency of whole architectures and heads", path.name))
+            shown.append(("Predicted vs measured latency of whole architectures and heads",
+                          shared.predicted_measured_svg(scatter, title=f"{self.config.device}: measured models and "
+                                                        "heads")))
         for job in self.jobs:
-            path = plot_convergence(job, out / f"convergence_{job['method']}.png")
-            figures.append((f"Convergence of the {job['method']} search", path.name))
+            scenario = shared.job_scenario(job, runtime)
+            shown.append((f"Convergence of the {job['method']} search", shared.convergence_svg(job, scenario=scenario)))
+            if "head_ms" in job["result"].get("latency", {}):  # one split point (not a topology's chain or mesh)
+                config = job["config"]
+                layers = shared.answer_layers(job, luts[config["head_device"]], luts[config["tail_device"]])
+                shown.append((f"The {job['method']} answer per layer",
+                              shared.layers_svg(job, layers, scenario=scenario)))
         if self.jobs:
-            path = plot_accuracy_latency(self.jobs, out / "accuracy_vs_latency.png")
-            figures.append(("Accuracy vs latency of the searched architectures", path.name))
+            shown.append(("Accuracy vs latency of the searched architectures", shared.accuracy_latency_svg(self.jobs)))
+        scenario_text = shared.scenario_line(shared.job_scenario(self.jobs[0], runtime)) if self.jobs else ""
         index = out / "index.html"
-        index.write_text(render_index(self.config, predictor_rows, self.jobs, figures))
+        index.write_text(render_index(self.config, predictor_rows, self.jobs, shown, scenario=scenario_text))
         (out / "summary.json").write_text(json.dumps({"predictors": predictor_rows, "jobs": self.jobs}, indent=2))
         return index
 
@@ -311,22 +324,15 @@ def _predictor_rows(session: Any, device: str, space: str) -> list[dict[str, Any
 
 def _model_predictions(session: Any, device: str, space_name: str) -> dict[str, Any]:
     """Measured whole-model and head latencies with each fitted kind's prediction of them."""
-    space = get_space(space_name)
     rows = queries.latest_measurements(session, device=device, space=space_name, target="model")
-    measured = [row.latency_ms for row in rows.values()]
-    archs = [Architecture.parse(row.key.split("/", 1)[1], space) for row in rows.values()]
-    predicted: dict[str, list[float]] = {}
-    link = Link(1.0)
+    luts = {}
     for fitted in queries.latest_predictors(session, device=device, space=space_name):
         try:
-            lut = load_lut(session, device=device, space=space_name, kind=fitted.kind)
+            luts[fitted.kind] = load_lut(session, device=device, space=space_name, kind=fitted.kind)
         except PredictorError:
             continue
-        predicted[fitted.kind] = [
-            split_latency(a, lut, lut, link).segments[0].compute_ms if a.splits else architecture_latency(a, lut)
-            for a in archs
-        ]
-    return {"measured": measured, "predicted": predicted}
+    models = [(row.key.split("/", 1)[1], row.latency_ms) for row in rows.values()]
+    return shared.model_predictions(models, luts, space_name)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -339,9 +345,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def render_index(
     config: PipelineConfig, predictors: list[dict[str, Any]], jobs: list[dict[str, Any]],
-    figures: list[tuple[str, str]],
+    figures: list[tuple[str, str]], *, scenario: str = "",
 ) -> str:
-    """The report page: key figures as tables, then every plot."""
+    """The report page: the scenario, key figures as tables, then every figure (title, inline SVG)."""
     predictor_table = "".join(
         f"<tr><td>{_fmt(r['device'])}</td><td>{_fmt(r['kind'])}</td><td>{_fmt(r['pi_gflops'])}</td>"
         f"<td>{_fmt(r['r2'])}</td><td>{_fmt(r['protocol'])}</td><td>{_fmt(r['mape'])}</td>"
@@ -359,9 +365,7 @@ def render_index(
             f"<td>{_fmt(job['config'].get('t_th'))}</td><td>{_fmt(result.get('accuracy_at_loss'))}</td></tr>"
         )
     images = "".join(
-        f'<figure><img src="{html.escape(name)}" alt="{html.escape(title)}"><figcaption>{html.escape(title)}'
-        "</figcaption></figure>"
-        for title, name in figures
+        f"<figure>{svg}<figcaption>{html.escape(title)}</figcaption></figure>" for title, svg in figures
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>splitnas report</title>
@@ -369,9 +373,10 @@ def render_index(
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; }}
 table {{ border-collapse: collapse; margin-bottom: 2em; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
 th {{ background: #f0f0f0; }} code {{ font-size: 0.8em; word-break: break-all; }}
-figure {{ display: inline-block; margin: 1em; vertical-align: top; }} img {{ max-width: 560px; }}
+figure {{ display: inline-block; margin: 1em; vertical-align: top; }}
 </style></head><body>
 <h1>splitnas: {html.escape(config.space)} on {html.escape(config.device)}</h1>
+<p>Scenario: {html.escape(scenario or "no search")}</p>
 <h2>Predictors</h2>
 <table><tr><th>device</th><th>kind</th><th>Pi (GFLOPS)</th><th>R&sup2;</th><th>held-out protocol</th>
 <th>MAPE</th><th>within &plusmn;10 %</th><th>Spearman</th></tr>{predictor_table}</table>

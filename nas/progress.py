@@ -91,19 +91,24 @@ def print_summary(console: Console, job: dict[str, Any]) -> None:
 
 
 def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
-    """One row per job: method, seed, split, latency against T_th, accuracy, time."""
+    """One row per job: method, seed, architecture, split, latency against T_th, accuracy, time."""
     table = Table(title="search jobs")
-    for column in ("uid", "method", "seed", "split", "T ms", "T_th", "acc@p", "acc p=0", "wall s", "lat %"):
-        table.add_column(column, justify="left" if column in ("uid", "method") else "right")
+    for column in ("uid", "method", "seed", "architecture", "split", "T ms", "T_th", "acc@p", "acc p=0", "wall s",
+                   "lat %"):
+        # every cell whole: the architecture folds onto lines of at most 48 characters, the rest never wrap
+        arch = column == "architecture"
+        table.add_column(column, justify="left" if column in ("uid", "method", "architecture") else "right",
+                         overflow="fold" if arch else "ellipsis", no_wrap=not arch, max_width=48 if arch else None)
     for job in jobs:
         config, result = job["config"], job.get("result") or {}
         row = [job["uid"][:8], job["method"], str(config.get("seed"))]
         if job["status"] != "completed":
-            table.add_row(*row, f"[red]{job['status']}[/]", *[""] * 6)
+            table.add_row(*row, "", f"[red]{job['status']}[/]", *[""] * 6)
             continue
         met = "green" if result["meets_t_th"] else "red"
         table.add_row(
-            *row, ",".join(map(str, result.get("splits", [result["split"]]))),  # a topology's jobs: every split
+            *row, result["architecture"],
+            ",".join(map(str, result.get("splits", [result["split"]]))),  # a topology's jobs: every split
             f"[{met}]{result['latency']['total_ms']:.2f}[/]", f"{config['t_th']:g}",
             f"{result['accuracy_at_loss']:.3f}", f"{result['accuracy_clean']:.3f}", f"{result['wall_time_s']:.0f}",
             f"{100 * result['latency_share']:.3f}",

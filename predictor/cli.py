@@ -21,6 +21,7 @@ from predictor.errors import PredictorError
 from predictor.evaluate import evaluate_kind
 from predictor.facade import expand_kinds, fit_predictors, load_lut, training_data
 from predictor.latency import Link, architecture_latency, chain_latency
+from predictor.tables import print_table
 from predictor.topology import Topology, completion_latency, topology_luts
 from predictor.topology_file import load_topology
 from spaces import Architecture, SpaceError
@@ -77,7 +78,9 @@ def _scores_table(title: str, rows: list[tuple[str, str, dict[str, Any]]]) -> Ta
     table = Table(title=title)
     columns = ("kind", "protocol", "n / asked", "RMSE ms", "MAPE %", "±5 %", "±10 %", "Spearman", "Kendall", "note")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("kind", "protocol", "note") else "right")
+        # printed whole (print_table): no name or number cut short, notes wrapped
+        table.add_column(column, justify="left" if column in ("kind", "protocol", "note") else "right",
+                         no_wrap=column != "note", overflow="fold")
     for kind, protocol, s in rows:
         table.add_row(
             kind, protocol, f"{s['n']} / {s['total']}", _fmt(s["rmse_ms"], 4), _fmt(s["mape"]), _fmt(s["within_5"], 1),
@@ -104,7 +107,8 @@ def fit(
         table = Table(title=f"fitted predictors ({space})")
         for column in ("device", "kind", "version", "Pi GFLOPS", "R^2", "intercept ms", "scale", "entry MAPE %",
                        "model ±10 %", "note"):
-            table.add_column(column, justify="left" if column in ("device", "kind", "note") else "right")
+            table.add_column(column, justify="left" if column in ("device", "kind", "note") else "right",
+                             no_wrap=column != "note", overflow="fold")
         for r in reports:
             protocols = r.metrics.get("protocols", {})
             table.add_row(
@@ -113,7 +117,7 @@ def fit(
                 _fmt(protocols.get("entry", {}).get("mape")), _fmt(protocols.get("model", {}).get("within_10"), 1),
                 r.metrics["fit"].get("note", ""),
             )
-        console.print(table)
+        print_table(console, table)
 
 
 @app.command("eval")
@@ -136,7 +140,7 @@ def evaluate(
         return
     for name, kinds in results.items():
         rows = [(k, p, s) for k, protocols in kinds.items() for p, s in protocols.items()]
-        console.print(_scores_table(f"{name} ({space}): held-out accuracy", rows))
+        print_table(console, _scores_table(f"{name} ({space}): held-out accuracy", rows))
 
 
 @app.command()
@@ -262,10 +266,10 @@ def list_fitted(space: SpaceOption = "fbnet-cifar100", db: DbOption = None, as_j
         return
     table = Table(title=f"stored predictors ({space})")
     for column in ("device", "kind", "version", "fitted at", "data", "scale", "entry MAPE %", "model ±10 %"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for d, k, v, metrics, meta in sorted(rows):
         protocols = metrics.get("protocols", {})
         table.add_row(d, k, str(v), str(meta.get("fitted_at", ""))[:19], str(meta.get("data_fingerprint", "")),
                       _fmt(metrics.get("scale"), 4), _fmt(protocols.get("entry", {}).get("mape")),
                       _fmt(protocols.get("model", {}).get("within_10"), 1))
-    console.print(table)
+    print_table(console, table)
