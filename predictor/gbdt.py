@@ -41,12 +41,13 @@ class GBDTPredictor(LatencyPredictor):
     """
 
     def __init__(self, n_estimators: int = 200, learning_rate: float = 0.1, max_depth: int = 4,
-                 min_samples_leaf: int = 2, loss: str = "squared_error", floor_ms: float = 1e-3,
+                 min_samples_leaf: int = 2, max_bins: int = 64, loss: str = "squared_error", floor_ms: float = 1e-3,
                  correction: str = "weights-linear") -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
+        self.max_bins = max_bins  # coarser thresholds than the default 255 generalize better on a few hundred ops
         self.loss = loss
         self.floor_ms = floor_ms
         self.correction = correction
@@ -59,7 +60,7 @@ class GBDTPredictor(LatencyPredictor):
         log_base = self._log_base(costs)
         model = HistGradientBoostingRegressor(
             loss=self.loss, max_iter=self.n_estimators, learning_rate=self.learning_rate, max_depth=self.max_depth,
-            max_leaf_nodes=None, min_samples_leaf=self.min_samples_leaf, early_stopping=False,
+            max_leaf_nodes=None, min_samples_leaf=self.min_samples_leaf, max_bins=self.max_bins, early_stopping=False,
         )
         with _one_thread():
             self.model_ = model.fit(_tree_features(ops, log_base), np.log(measured + self.floor_ms) - log_base)
