@@ -14,18 +14,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from db import queries
+from db.command_line import console_script
 from db.engine import session_scope
 from predictor.data import load_training_data
 from predictor.errors import PredictorError
 from predictor.evaluate import evaluate_kind
 from predictor.facade import expand_kinds, fit_predictors, load_lut, training_data
 from predictor.latency import Link, architecture_latency, chain_latency
-from spaces import Architecture, SpaceError
+from spaces import Architecture
+from spaces.errors import UserError
 
 app = typer.Typer(
     help="Fit latency predictors to a device's measurements, evaluate them, predict.", no_args_is_help=True
 )
 # outside a terminal (pipes, CI logs) tables get 160 columns instead of rich's 80, so they are not truncated
+entry_point = console_script(app)
 console = Console(width=shutil.get_terminal_size((160, 24)).columns)
 
 DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SPLITNAS_DATABASE_URL or ~/.local)")]
@@ -46,12 +49,12 @@ def main() -> None:
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Print errors a user can act on without a traceback, and exit with status 1."""
+    """Errors a user can act on as one line without a traceback, and exit status 2 (as db.command_line)."""
     try:
         yield
-    except (PredictorError, SpaceError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    except (UserError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)  # not rich: it would wrap a long message over several lines
+        raise typer.Exit(2) from None
 
 
 def _devices(session: Any, devices: list[str] | None, space: str) -> list[str]:

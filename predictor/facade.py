@@ -219,6 +219,10 @@ def load_lut(
     (without the held-out evaluation, which ``predictor fit`` runs and which takes far longer).
     """
     if kind != "auto":
+        if kind not in list_predictors():
+            raise PredictorNotFoundError(
+                f"unknown predictor kind {kind!r}; allowed: {', '.join(['auto', *list_predictors()])}"
+            )
         predictor, row = load_fitted(session, device=device, space=space, kind=kind)
         return lut_from_predictors(predictor, meta=_lut_meta([row]))
     rows = latest_fitted(session, device=device, space=space)
