@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from db import database_url, get_settings, queries, session_scope
+from db.command_line import console_script
 
 app = typer.Typer(help="The splitnas latency service.", no_args_is_help=True)
 token_app = typer.Typer(help="Bearer tokens for the write endpoints (stored hashed).", no_args_is_help=True)
+entry_point = console_script(app)
 app.add_typer(token_app, name="token")
 console = Console(stderr=True)
 

@@ -13,7 +13,10 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
+from db.command_line import console_script
+
 app = typer.Typer(help="Jointly search a network architecture and its split point(s).", no_args_is_help=True)
+entry_point = console_script(app)
 console = Console(stderr=True)
 
 DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SPLITNAS_DATABASE_URL or SQLite)")]

@@ -11,9 +11,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from db import queries
+from db.command_line import console_script
 from db.engine import session_scope
 from predictor.base import list_predictors
 from predictor.data import load_training_data
@@ -24,12 +26,14 @@ from predictor.latency import Link, architecture_latency, chain_latency
 from predictor.tables import print_table
 from predictor.topology import Topology, completion_latency, topology_luts
 from predictor.topology_file import load_topology
-from spaces import Architecture, SpaceError
+from spaces import Architecture
+from spaces.errors import UserError
 
 app = typer.Typer(
     help="Fit latency predictors to a device's measurements, evaluate them, predict.", no_args_is_help=True
 )
 # outside a terminal (pipes, CI logs) tables get 160 columns instead of rich's 80, so they are not truncated
+entry_point = console_script(app)
 console = Console(width=shutil.get_terminal_size((160, 24)).columns)
 
 DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SPLITNAS_DATABASE_URL or ~/.local)")]
@@ -50,22 +54,36 @@ def main() -> None:
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Print errors a user can act on without a traceback, and exit with status 1."""
+    """Errors a user can act on as one line without a traceback, and exit status 2 (as db.command_line)."""
     try:
         yield
-    except (PredictorError, SpaceError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    except (UserError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)  # not rich: it would wrap a long message over several lines
+        raise typer.Exit(2) from None
 
 
 def _devices(session: Any, devices: list[str] | None, space: str) -> list[str]:
+    """The devices asked for, all known (else an error naming the known ones), or every device measured in ``space``."""
     if devices:
-        return devices
+        known = [d.name for d in queries.list_devices(session)]
+        unknown = [d for d in devices if d not in known]
+        if unknown:
+            raise PredictorError(f"unknown device {unknown[0]!r} (known devices: {', '.join(known) or 'none yet'})")
+        return list(dict.fromkeys(devices))
     measured = [d.name for d in queries.list_devices(session)
                 if load_training_data(session, device=d.name, space=space).of_target("block", "fixed")]
     if not measured:
         raise PredictorError(f"no device has measurements in space {space!r}: run `profiler run` or an import first")
     return measured
+
+
+@contextmanager
+def _progress_bar(total: int, *, quiet: bool) -> Iterator[tuple[Progress, TaskID]]:
+    """A bar on stderr over ``total`` (device, kind) pairs; nothing with --json or when stderr is not a terminal."""
+    stderr = Console(stderr=True)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, disable=quiet or not stderr.is_terminal) as progress:
+        yield progress, progress.add_task("reading measurements", total=total)
 
 
 def _fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
@@ -97,49 +115,64 @@ def fit(
 ) -> None:
     """Fit predictors to each device's measurements, evaluate and store them; print Pi and R^2 of the FLOPs fits."""
     with _user_errors(), session_scope(db) as session:
+        kinds = expand_kinds(kind or ["all"])
+        devices = _devices(session, device, space)
         reports = []
-        for name in _devices(session, device, space):
-            reports += fit_predictors(session, device=name, space=space, kinds=kind or ["all"], evaluate=evaluate)
-        if as_json:
-            print(json.dumps([{"device": r.device, "space": r.space, "kind": r.kind, "version": r.version,
-                               "metrics": r.metrics, "meta": r.meta} for r in reports], indent=2))
-            return
-        table = Table(title=f"fitted predictors ({space})")
-        for column in ("device", "kind", "version", "Pi GFLOPS", "R^2", "intercept ms", "scale", "entry MAPE %",
-                       "model ±10 %", "note"):
-            table.add_column(column, justify="left" if column in ("device", "kind", "note") else "right",
-                             no_wrap=column != "note", overflow="fold")
-        for r in reports:
-            protocols = r.metrics.get("protocols", {})
-            table.add_row(
-                r.device, r.kind, str(r.version), _fmt(r.pi_gflops, 3), _fmt(r.r2, 4),
-                _fmt(r.metrics["fit"].get("intercept_ms"), 4), _fmt(r.metrics["scale"], 4),
-                _fmt(protocols.get("entry", {}).get("mape")), _fmt(protocols.get("model", {}).get("within_10"), 1),
-                r.metrics["fit"].get("note", ""),
-            )
-        print_table(console, table)
+        with _progress_bar(len(devices) * len(kinds), quiet=as_json) as (bar, task):
+            for name in devices:
+                def show(kind: str, step: str, name: str = name) -> None:
+                    bar.update(task, description=f"{name} {kind}: {step}", advance=step == "store")
+
+                reports += fit_predictors(session, device=name, space=space, kinds=kinds, evaluate=evaluate,
+                                          progress=show)
+    if as_json:
+        print(json.dumps([{"device": r.device, "space": r.space, "kind": r.kind, "version": r.version,
+                           "metrics": r.metrics, "meta": r.meta} for r in reports], indent=2))
+        return
+    table = Table(title=f"fitted predictors ({space})")
+    for column in ("device", "kind", "version", "Pi GFLOPS", "R^2", "intercept ms", "scale", "entry MAPE %",
+                   "model ±10 %", "note"):
+        table.add_column(column, justify="left" if column in ("device", "kind", "note") else "right",
+                         no_wrap=column != "note", overflow="fold")
+    for r in reports:
+        protocols = r.metrics.get("protocols", {})
+        table.add_row(
+            r.device, r.kind, str(r.version), _fmt(r.pi_gflops, 3), _fmt(r.r2, 4),
+            _fmt(r.metrics["fit"].get("intercept_ms"), 4), _fmt(r.metrics["scale"], 4),
+            _fmt(protocols.get("entry", {}).get("mape")), _fmt(protocols.get("model", {}).get("within_10"), 1),
+            r.metrics["fit"].get("note", ""),
+        )
+    print_table(console, table)
 
 
 @app.command("eval")
 def evaluate(
     device: DevicesOption = None, kind: KindsOption = None, space: SpaceOption = "fbnet-cifar100", db: DbOption = None,
-    folds: Annotated[int, typer.Option(help="folds of the k-fold protocols")] = 5,
+    folds: Annotated[int, typer.Option(min=1, help="folds of the k-fold protocols")] = 5,
     seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0, as_json: JsonOption = False,
 ) -> None:
     """Evaluate every kind with every protocol on data held out from fitting (nothing is stored)."""
-    with _user_errors(), session_scope(db) as session:
+    with _user_errors():
+        with session_scope(db) as session:  # read, then evaluate outside any transaction
+            kinds = expand_kinds(kind or ["all"])
+            data = {name: training_data(session, device=name, space=space)
+                    for name in _devices(session, device, space)}
         results: dict[str, dict[str, dict[str, Any]]] = {}
-        for name in _devices(session, device, space):
-            data = training_data(session, device=name, space=space)
-            results[name] = {
-                k: {p: s.to_dict() for p, s in evaluate_kind(k, data, folds=folds, seed=seed).items()}
-                for k in expand_kinds(kind or ["all"])
-            }
+        with _progress_bar(len(data) * len(kinds), quiet=as_json) as (bar, task):
+            for name, samples in data.items():
+                results[name] = {}
+                for k in kinds:
+                    def show(step: str, name: str = name, k: str = k) -> None:
+                        bar.update(task, description=f"{name} {k}: {step}")
+
+                    scores = evaluate_kind(k, samples, folds=folds, seed=seed, progress=show)
+                    results[name][k] = {p: s.to_dict() for p, s in scores.items()}
+                    bar.advance(task)
     if as_json:
         print(json.dumps(results, indent=2))
         return
-    for name, kinds in results.items():
-        rows = [(k, p, s) for k, protocols in kinds.items() for p, s in protocols.items()]
+    for name, by_kind in results.items():
+        rows = [(k, p, s) for k, protocols in by_kind.items() for p, s in protocols.items()]
         print_table(console, _scores_table(f"{name} ({space}): held-out accuracy", rows))
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from spaces.errors import UserError
 
-class PredictorError(Exception):
+
+class PredictorError(UserError):
     """Base class of every predictor error."""
 
 

@@ -33,6 +33,8 @@ from predictor.errors import PredictorError
 from spaces import Op, get_space, sample_architecture
 
 PROTOCOLS = ("entry", "layer", "config", "model", "model-raw", "head", "arch-sum")
+# the steps an evaluation reports to its ``progress`` callback, in order ("model" scores model, model-raw and head)
+PROTOCOL_STEPS = ("entry", "layer", "config", "model", "arch-sum")
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,10 @@ def _layer_shape(op: Op) -> tuple[int, int, int, int]:
 class _Evaluation:
     """Runs the protocols of one kind on one device's data."""
 
-    def __init__(self, kind: str, data: TrainingData, *, folds: int, seed: int, params: dict[str, Any]) -> None:
+    def __init__(self, kind: str, data: TrainingData, *, folds: int, seed: int, params: dict[str, Any],
+                 progress: Callable[[str], None]) -> None:
         self.kind, self.data, self.k, self.seed, self.params = kind, data, folds, seed, params
+        self.progress = progress
 
     def fit(self, ops: Iterable[OpSample]) -> LatencyPredictor:
         return create_predictor(self.kind, **self.params).fit(self.data.with_samples(ops=ops, models=()))
@@ -131,9 +135,11 @@ class _Evaluation:
         blocks, configs = self.data.blocks, self.data.configs
         entry_predictions: dict[int, float] = {}
         if blocks:
+            self.progress("entry")
             folds = _folds((s.op.key for s in blocks), self.k, rng)
             entry_predictions = self.held_out(blocks, folds, lambda s: s.op.key, lambda s, f: s.op.key in f)
             results["entry"] = self.scores(blocks, entry_predictions)
+            self.progress("layer")
             shapes = [{shape} for shape in sorted({_layer_shape(s.op) for s in blocks})]
             layer_predictions = self.held_out(
                 blocks, shapes, lambda s: _layer_shape(s.op),
@@ -143,6 +149,7 @@ class _Evaluation:
         else:
             results["entry"] = results["layer"] = Scores(0, 0, note="no measured blocks")
         if configs:
+            self.progress("config")
             folds = _folds((s.op.key for s in configs), self.k, rng)
             results["config"] = self.scores(
                 configs, self.held_out(configs, folds, lambda s: s.op.key, lambda s, f: s.op.key in f)
@@ -151,6 +158,7 @@ class _Evaluation:
             results["config"] = Scores(0, 0, note="no sampled configurations (profiler run --sample-configs N)")
         results.update(self.model_level(rng))
         if "model" not in results or results["model"].total == 0:
+            self.progress("arch-sum")
             results["arch-sum"] = self.arch_sum(blocks, entry_predictions, rng)
         return results
 
@@ -159,6 +167,7 @@ class _Evaluation:
         if not models:
             note = "no measured architectures (profiler run --models N)"
             return {name: Scores(0, 0, note=note) for name in ("model", "model-raw", "head")}
+        self.progress("model")
         model = self.fit(self.data.ops)
         answerable = np.array([model.can_predict([op for op, _ in model_terms(m.arch)]).all() for m in models])
         raw, mparams = np.full(len(models), np.nan), np.full(len(models), np.nan)
@@ -200,6 +209,11 @@ class _Evaluation:
 
 
 def evaluate_kind(kind: str, data: TrainingData, *, folds: int = 5, seed: int = 0,
-                  params: dict[str, Any] | None = None) -> dict[str, Scores]:
-    """Every protocol for one predictor kind (a protocol without data says why in its note)."""
-    return _Evaluation(kind, data, folds=folds, seed=seed, params=params or {}).run()
+                  params: dict[str, Any] | None = None,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Scores]:
+    """Every protocol for one predictor kind (a protocol without data says why in its note).
+
+    ``progress`` is called with each step of ``PROTOCOL_STEPS`` that has data, before it runs.
+    """
+    return _Evaluation(kind, data, folds=folds, seed=seed, params=params or {},
+                       progress=progress or (lambda _step: None)).run()

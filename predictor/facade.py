@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,10 @@ def expand_kinds(kinds: Sequence[str]) -> list[str]:
 
 
 def training_data(session: Session, *, device: str, space: str) -> TrainingData:
-    """The device's training data, or PredictorNotFoundError telling how to measure it."""
+    """The device's training data, or PredictorNotFoundError naming the known devices or telling how to measure."""
+    if queries.get_device(session, name=device) is None:
+        known = ", ".join(d.name for d in queries.list_devices(session)) or "none yet"
+        raise PredictorNotFoundError(f"unknown device {device!r} (known devices: {known})")
     data = load_training_data(session, device=device, space=space)
     if not data.of_target("block", "fixed"):
         raise PredictorNotFoundError(
@@ -67,26 +70,49 @@ def training_data(session: Session, *, device: str, space: str) -> TrainingData:
     return data
 
 
+# called with (kind, step) before each step: "fit", each of evaluate.PROTOCOL_STEPS that has data, "store"
+FitProgress = Callable[[str, str], None]
+
+
+def fit_kind(
+    kind: str, data: TrainingData, *, evaluate: bool = True, params: dict[str, Any] | None = None, seed: int = 0,
+    progress: FitProgress | None = None,
+) -> tuple[LatencyPredictor, dict[str, Any]]:
+    """One kind fitted on ``data`` and its metrics (``fit``, the correction, held-out ``protocols``); no database."""
+    step = progress or (lambda _kind, _step: None)
+    step(kind, "fit")
+    predictor = create_predictor(kind, **(params or {})).fit(data)
+    metrics: dict[str, Any] = {"fit": predictor.fit_summary(), "scale": predictor.scale_,
+                               "weight_ms_per_mparam": predictor.weight_ms_per_mparam_,
+                               "call_ms": predictor.call_ms_}
+    if evaluate:
+        scores = evaluate_kind(kind, data, seed=seed, params=params, progress=lambda protocol: step(kind, protocol))
+        metrics["protocols"] = {name: s.to_dict() for name, s in scores.items()}
+    return predictor, metrics
+
+
 def fit_predictors(
     session: Session, *, device: str, space: str, kinds: Sequence[str], evaluate: bool = True,
-    params: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+    params: dict[str, dict[str, Any]] | None = None, seed: int = 0, progress: FitProgress | None = None,
 ) -> list[FitReport]:
     """Fit each kind on the device's measurements, evaluate it on held-out data, store it; one report each.
 
-    ``params`` maps a kind to hyperparameters (defaults otherwise).
+    No transaction is open while fitting, which takes seconds (and each writer of a SQLite file locks
+    out the others): the data is read and that transaction ended, then each kind is fitted and stored
+    in a transaction of its own, committed at once, so a failure later keeps the kinds stored before
+    it. ``session`` is committed. ``params`` maps a kind to hyperparameters (defaults otherwise).
     """
+    chosen = expand_kinds(kinds)
     data = training_data(session, device=device, space=space)
+    session.commit()
     reports = []
-    for kind in expand_kinds(kinds):
-        hyper = (params or {}).get(kind, {})
-        predictor = create_predictor(kind, **hyper).fit(data)
-        metrics: dict[str, Any] = {"fit": predictor.fit_summary(), "scale": predictor.scale_,
-                                   "weight_ms_per_mparam": predictor.weight_ms_per_mparam_,
-                                   "call_ms": predictor.call_ms_}
-        if evaluate:
-            scores = evaluate_kind(kind, data, seed=seed, params=hyper)
-            metrics["protocols"] = {name: s.to_dict() for name, s in scores.items()}
+    for kind in chosen:
+        predictor, metrics = fit_kind(kind, data, evaluate=evaluate, params=(params or {}).get(kind), seed=seed,
+                                      progress=progress)
+        if progress is not None:
+            progress(kind, "store")
         row = save_fitted(session, predictor=predictor, data=data, metrics=metrics)
+        session.commit()
         reports.append(FitReport(device, space, kind, row.version, row.metrics, row.meta, predictor))
     return reports
 
@@ -193,6 +219,10 @@ def load_lut(
     (without the held-out evaluation, which ``predictor fit`` runs and which takes far longer).
     """
     if kind != "auto":
+        if kind not in list_predictors():
+            raise PredictorNotFoundError(
+                f"unknown predictor kind {kind!r}; allowed: {', '.join(['auto', *list_predictors()])}"
+            )
         predictor, row = load_fitted(session, device=device, space=space, kind=kind)
         return lut_from_predictors(predictor, meta=_lut_meta([row]))
     rows = latest_fitted(session, device=device, space=space)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from db import database_url, get_settings, session_scope
+from db.command_line import console_script
 from profiler.load import BUSY_SHARE
 from profiler.settings import TimingSettings
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     help="Measure every candidate block of a search space on this device and store or upload the results.",
     no_args_is_help=True,
 )
+entry_point = console_script(app)
 console = Console(stderr=True)
 TIMING = TimingSettings()  # the defaults
 

@@ -1,9 +1,16 @@
-"""Errors raised for names that do not belong to a search space."""
+"""Errors raised for names that do not belong to a search space, and the base of every user-facing error."""
 
 from __future__ import annotations
 
 
-class SpaceError(ValueError):
+class UserError(Exception):
+    """A mistake of the user's (a name, a path, a URL, a file) whose message, one line, says what is allowed.
+
+    The console scripts print it as ``error: <message>`` and exit with status 2 (db.command_line).
+    """
+
+
+class SpaceError(UserError, ValueError):
     """A space, op kind, layer, block or architecture name that the search space does not know."""
 
 

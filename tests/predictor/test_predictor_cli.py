@@ -8,6 +8,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from db import queries
+from db.engine import session_scope
 from predictor import cli
 from spaces import Architecture, get_space
 from tests.predictor.synthetic import MODEL_BIAS, SPACE, synthetic_records
@@ -82,15 +84,31 @@ def test_predict_whole_model_and_errors_without_traceback(cli_db):
     result = json.loads(invoke("predict", "--db", cli_db, "-d", "pi", "--arch", text, "--json"))
     assert result["total_ms"] > 0 and result["device"] == "pi"
     bad = runner.invoke(cli.app, ["predict", "--db", cli_db, "-d", "nowhere", "--arch", text])
-    assert bad.exit_code == 1 and "unknown device 'nowhere'" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "unknown device 'nowhere'" in bad.output and "Traceback" not in bad.output
     bad = runner.invoke(cli.app, ["predict", "--db", cli_db, "-d", "pi", "--arch", "k3_e3,k9_e9"])
-    assert bad.exit_code == 1 and "architecture has 2 blocks" in bad.output
+    assert bad.exit_code == 2 and "architecture has 2 blocks" in bad.output
     bad = runner.invoke(cli.app, ["predict", "--db", cli_db, "-d", "pi", "--arch", text + "@3,9",
                                   "--tail-device", "pi"])
-    assert bad.exit_code == 1 and "2 split point(s) need 2 tail device(s), got 1" in bad.output
+    assert bad.exit_code == 2 and "2 split point(s) need 2 tail device(s), got 1" in bad.output
 
 
 def test_list_shows_stored_predictors(cli_db):
     invoke("fit", "--db", cli_db, "--device", "jetson", "--kind", "flops-linear", "--no-evaluate")
     rows = json.loads(invoke("list", "--db", cli_db, "--json"))
     assert ("jetson", "flops-linear") in {(r["device"], r["kind"]) for r in rows}
+
+
+def test_unknown_devices_and_kinds_are_named_with_the_allowed_ones(cli_db):
+    for command in ("fit", "eval"):
+        bad = runner.invoke(cli.app, [command, "--db", cli_db, "--device", "pi", "--device", "typo", "--no-evaluate"]
+                            if command == "fit" else [command, "--db", cli_db, "--device", "typo"])
+        assert bad.exit_code == 2 and "unknown device 'typo' (known devices: " in bad.output, bad.output
+        assert "jetson" in bad.output and "pi" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(cli.app, ["predict", "--db", cli_db, "-d", "pi", "--arch", ",".join(["k3_e3"] * 22),
+                                  "--kind", "nosuch"])
+    assert bad.exit_code == 2
+    assert "unknown predictor kind 'nosuch'; allowed: auto, " in bad.output and "gbdt" in bad.output
+    bad = runner.invoke(cli.app, ["fit", "--db", cli_db, "--kind", "nosuch"])
+    assert bad.exit_code == 2 and "allowed: all, " in bad.output
+    with session_scope(cli_db) as session:  # the refused fit of pi and typo stored nothing for pi
+        assert not [r for r in queries.latest_predictors(session, device="pi") if r.kind == "gbdt"]

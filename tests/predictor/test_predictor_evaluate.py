@@ -33,7 +33,9 @@ def test_every_protocol_runs_and_lookup_cannot_answer_held_out_ops():
     # configs that repeat the space's own ops must be held out with them, or the lookup would answer
     data = data.with_samples(ops=list(data.ops) + [OpSample(s.op, s.latency_ms, "config", s.op.key)
                                                    for s in data.blocks])
-    lookup = evaluate_kind("lookup", data, folds=3)
+    steps: list[str] = []
+    lookup = evaluate_kind("lookup", data, folds=3, progress=steps.append)
+    assert steps == ["entry", "layer", "config", "model"]  # arch-sum only without measured models
     assert set(lookup) == {"entry", "layer", "config", "model", "model-raw", "head"}
     assert lookup["entry"].n == lookup["layer"].n == 0 and lookup["entry"].total == 198
     assert lookup["model"].n == 12 and lookup["model"].mape == pytest.approx(0, abs=1e-9)

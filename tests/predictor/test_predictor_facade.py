@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
-from db.engine import session_scope
+from db import queries
+from db.engine import make_engine, session_scope
+from db.models import FittedPredictor
+from db.records import MeasurementBatch
 from predictor import (
     PredictorNotFoundError,
     UnmeasuredOpError,
@@ -16,7 +23,7 @@ from predictor import (
 )
 from spaces import get_space
 from tests.predictor.synthetic import EXTENDED, MODEL_BIAS, SMALL_GBDT, SPACE, synthetic_model_ms, synthetic_records
-from tests.utils.factories import ingest, sample_archs, synthetic_ms
+from tests.utils.factories import block_records, ingest, make_run, sample_archs, synthetic_ms
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +109,42 @@ def test_refitting_makes_a_new_version_that_load_predictor_returns(db_url):
         loaded = load_predictor(session, device="pi", space=SPACE, kind="flops-linear")
     assert (first.version, second.version) == (1, 2) and "protocols" not in second.metrics
     assert loaded.pi_gflops == pytest.approx(second.pi_gflops)
+
+
+def test_another_connection_writes_while_a_fit_runs(db_url):
+    """The fit pauses before fitting its second kind (in a thread); meanwhile a measurement is inserted
+    through a connection that waits at most 1 s for the write lock, and sees the first kind stored."""
+    ingest(db_url, "pi", synthetic_records(configs=10, models=4))
+    fitting, written = threading.Event(), threading.Event()
+    steps: list[tuple[str, str]] = []
+
+    def progress(kind: str, step: str) -> None:
+        steps.append((kind, step))
+        if (kind, step) == ("gbdt", "fit"):
+            fitting.set()
+            written.wait(30)
+
+    def fit() -> None:
+        with session_scope(db_url) as session:
+            fit_predictors(session, device="pi", space=SPACE, kinds=["lookup", "gbdt"], params=SMALL_GBDT,
+                           progress=progress)
+
+    thread = threading.Thread(target=fit)
+    thread.start()
+    try:
+        assert fitting.wait(60)
+        other = make_engine(db_url)
+        event.listen(other, "connect", lambda connection, _record: connection.execute("PRAGMA busy_timeout=1000"))
+        with Session(other) as session:
+            stored = session.scalar(select(func.count()).select_from(FittedPredictor))
+            batch = MeasurementBatch(run=make_run("pi"), measurements=block_records(SPACE, {(0, "k3_e1"): 0.5}))
+            assert queries.ingest_batch(session, batch=batch) == (1, 0)
+            session.commit()
+        other.dispose()
+    finally:
+        written.set()
+        thread.join(120)
+    assert stored == 1  # the lookup table, committed before gbdt was fitted
+    assert steps[:2] == [("lookup", "fit"), ("lookup", "entry")] and steps[-1] == ("gbdt", "store")
+    with session_scope(db_url) as session:
+        assert {r.kind for r in queries.latest_predictors(session, device="pi")} == {"lookup", "gbdt"}
