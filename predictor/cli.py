@@ -17,7 +17,6 @@ from rich.table import Table
 from db import queries
 from db.command_line import console_script
 from db.engine import session_scope
-from predictor.base import list_predictors
 from predictor.data import load_training_data
 from predictor.errors import PredictorError
 from predictor.evaluate import evaluate_kind
@@ -198,8 +197,6 @@ def predict(
 ) -> None:
     """Predict the latency of an architecture on one device, split across devices and links, or on a topology."""
     with _user_errors():
-        if kind != "auto" and kind not in list_predictors():
-            raise ValueError(f"unknown predictor kind {kind!r}; choose auto, {', '.join(list_predictors())}")
         if (device is None) == (topology is None):
             raise ValueError("give --device (with --tail-device for splits) or --topology FILE")
         architecture = Architecture.parse(arch, space)

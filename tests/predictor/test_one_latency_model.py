@@ -159,7 +159,7 @@ def test_service_cli_and_expected_latency_give_the_hand_computed_completion_late
 def test_the_cli_refuses_an_unknown_kind_without_suggesting_a_failing_command(served: Server) -> None:
     run = subprocess.run([str(BIN / "predictor"), "predict", "--db", served.db_url, "-d", "raspi4", "--arch", ARCH,
                           "--kind", "nosuch"], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert "unknown predictor kind 'nosuch'" in run.stderr + run.stdout
     assert "predictor fit" not in run.stderr + run.stdout
 
