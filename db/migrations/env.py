@@ -1,4 +1,4 @@
-"""Alembic environment: migrates the connection handed in by db.engine, or the configured URL."""
+"""Alembic environment: migrates the connection handed in by db.migrate, or the configured URL (under its lock)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from alembic import context
 
 from db.config import database_url
 from db.engine import make_engine
+from db.migrate import migration_lock
 from db.models import Base
 
 config = context.config
@@ -20,7 +21,7 @@ def run_migrations() -> None:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     engine = make_engine(url or database_url())
     try:
-        with engine.begin() as conn:
+        with migration_lock(engine) as conn, conn.begin():
             _migrate(conn)
     finally:
         engine.dispose()
