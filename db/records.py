@@ -13,7 +13,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator, model_validator
 
 import spaces
 from db.columns import INT32_MAX, INT64_MAX, json_problem, text_problem
@@ -34,7 +34,12 @@ def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
 
 
 StoredText = Annotated[str, AfterValidator(_storable_text)]
-"""Text that every backend stores: no NUL character, no lone surrogate; lengths come from the column."""
+"""Text that every backend stores: no NUL character, no lone surrogate."""
+# the lengths of the columns (db.models) that hold them
+Text32 = Annotated[str, StringConstraints(max_length=32), AfterValidator(_storable_text)]
+Text64 = Annotated[str, StringConstraints(max_length=64), AfterValidator(_storable_text)]
+Text128 = Annotated[str, StringConstraints(max_length=128), AfterValidator(_storable_text)]
+Text255 = Annotated[str, StringConstraints(max_length=255), AfterValidator(_storable_text)]
 JSONObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 """A JSON column's value: finite numbers and storable strings all the way down."""
 
@@ -54,10 +59,10 @@ class MeasurementRecord(BaseModel):
 
     target: Target
     key: StoredText = Field(min_length=1, max_length=512)
-    space: StoredText | None = Field(default=None, max_length=64)
+    space: Text64 | None = None
     layer: int | None = Field(default=None, ge=0, le=INT32_MAX)
-    block: StoredText | None = Field(default=None, max_length=32)
-    op_key: StoredText | None = Field(default=None, max_length=128)
+    block: Text32 | None = None
+    op_key: Text128 | None = None
     config: JSONObject = Field(default_factory=dict)
     latency_ms: float = Field(description="median latency in milliseconds (finite, positive)")
     iqr_ms: float | None = None
@@ -126,12 +131,12 @@ class RunRecord(BaseModel):
 
     uid: StoredText = Field(min_length=1, max_length=64)
     device: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    device_kind: StoredText = Field(default="cpu", max_length=32)
+    device_kind: Text32 = "cpu"
     device_description: StoredText = ""
     device_facts: JSONObject = Field(default_factory=dict)
-    host: StoredText = Field(default="", max_length=255)
+    host: Text255 = ""
     environment: JSONObject = Field(default_factory=dict)
-    environment_key: StoredText = Field(default="", max_length=64)
+    environment_key: Text64 = ""
     settings: JSONObject = Field(default_factory=dict)
     status: Literal["running", "completed", "failed", "imported"] = "running"
     started_at: datetime | None = None
