@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,16 @@ def test_postgresql_without_its_driver_says_which_extra_to_install() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout == 'PostgreSQL needs the psycopg driver: pip install "splitnas[postgres]"\n'
+
+
+def test_a_database_made_from_a_template_holds_its_rows_apart(make_database_url: Callable[..., str]) -> None:
+    """The fixture the service tests use to copy a filled database once per test, on both backends."""
+    template = make_database_url()
+    with session_scope(template) as session:
+        session.add(Device(name="pi4"))
+    copy = make_database_url(template=template)
+    with session_scope(copy) as session:
+        session.add(Device(name="jetson"))
+    for url, names in ((template, ["pi4"]), (copy, ["jetson", "pi4"])):
+        with session_scope(url) as session:
+            assert session.scalars(select(Device.name).order_by(Device.name)).all() == names
