@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from db import queries, session_scope
+from db.errors import RunConflictError
 from db.models import Measurement
 from db.records import MeasurementBatch, MeasurementRecord, RunRecord
 
@@ -67,7 +68,7 @@ def test_the_database_refuses_duplicate_keys_within_a_run(database_url: str) -> 
 def test_a_run_cannot_change_device(database_url: str) -> None:
     with session_scope(database_url) as session:
         queries.ingest_batch(session, batch=batch("run-1", [], device="raspi4"))
-    with pytest.raises(ValueError, match="run 'run-1' belongs to another device than 'jetson'"):
+    with pytest.raises(RunConflictError, match="run 'run-1' belongs to another device than 'jetson'"):
         with session_scope(database_url) as session:
             queries.ingest_batch(session, batch=batch("run-1", [block_record(0, "k3_e1", 0.5)], device="jetson"))
     assert count_measurements(database_url) == 0
