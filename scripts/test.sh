@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 if [ -z "${SPLITNAS_TEST_POSTGRES_URL:-}" ]; then
-    pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/splitnas-pg.XXXXXX")
+    pg_dir=$(mktemp -d /tmp/splitnas-pg.XXXXXX)  # /tmp: the postgres user can reach it, the socket path is short
     trap 'bash scripts/postgres.sh stop "$pg_dir"' EXIT
     started=$(date +%s)
     if url=$(bash scripts/postgres.sh start "$pg_dir"); then
