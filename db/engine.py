@@ -16,14 +16,13 @@ from db.urls import check_database_url, sqlite_file
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")  # first: switching to WAL waits for other connections too
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the service) never block the agent's writes
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")  # WAL mode is a property of the file, set once by db.migrate
     cursor.close()
 
 
 def make_engine(url: str) -> Engine:
-    """A new engine for ``url``, not migrated; a SQLite file gets WAL mode, foreign keys and its default directory.
+    """A new engine for ``url``, not migrated; a SQLite file gets foreign keys and its default directory.
 
     Raises DatabaseURLError for a URL splitnas cannot use (see db.urls).
     """

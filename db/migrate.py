@@ -2,7 +2,7 @@
 
 The lock is a file beside a SQLite database (``<file>.migrate.lock``) or a PostgreSQL advisory lock:
 without it, processes that open a new database together (``uvicorn --workers 2``) all create the tables
-and all but one fail.
+and all but one fail. A new SQLite file is switched to WAL mode under the same lock.
 """
 
 from __future__ import annotations
@@ -39,14 +39,20 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-def current_revision(engine: Engine) -> str | None:
+def _ready(engine: Engine) -> bool:
+    """Whether the database is at head (and a SQLite file in WAL mode): nothing to do under the lock."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        wal = engine.dialect.name != "sqlite" or sqlite_file(engine.url) is None or (
+            connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        )
+        if not wal:
+            return False
+        return MigrationContext.configure(connection).get_current_revision() == head_revision()
 
 
 def upgrade_schema(engine: Engine) -> None:
     """Migrate ``engine``'s database to head (a no-op when already there, without taking the lock)."""
-    if current_revision(engine) == head_revision():
+    if _ready(engine):
         return
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with migration_lock(engine) as connection, connection.begin():
@@ -75,4 +81,8 @@ def migration_lock(engine: Engine) -> Iterator[Connection]:
             yield connection
         return
     with FileLock(f"{path}.migrate.lock", timeout=LOCK_TIMEOUT_S), engine.connect() as connection:
+        # WAL (readers such as the service never block the agent's writes) is kept by the file; switching to it
+        # needs the file to itself, which processes that all open a new file at once would contend for
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        connection.commit()
         yield connection

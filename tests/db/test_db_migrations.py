@@ -126,10 +126,7 @@ def test_processes_opening_a_new_database_together_all_succeed(database_url: str
     while len(list(tmp_path.glob("*.ready"))) < len(processes) and time.monotonic() < deadline:
         time.sleep(0.01)
     (tmp_path / "go").touch()
-    results = [(p.wait(timeout=180), p.stderr.read()) for p in processes]
-    for process in processes:
-        process.stdout.close()
-        process.stderr.close()
-    assert [code for code, _ in results] == [0, 0, 0, 0], "\n".join(err for _, err in results)
+    errors = [process.communicate(timeout=180)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], "\n".join(errors)
     tables, revision, diff = _schema(database_url)
     assert (tables >= TABLES, revision, diff) == (True, _head(), [])
