@@ -9,9 +9,9 @@ import pytest
 
 from nas.latency import SplitLatencyModel
 from nas.latency_client import LatencyClient, LatencySourceError
+from pipeline.service import free_port
 from predictor.latency import Link, architecture_latency, split_latency
 from spaces import get_space, sample_architecture
-from tests.utils.ports import free_port
 
 SPACE = "fbnet-cifar100"
 
