@@ -239,7 +239,7 @@ def test_docs_render_offline(page, dashboard_server: Service) -> None:
 
 def test_with_read_auth_the_page_asks_for_a_token(browser, template_db: str, tmp_path: Path) -> None:
     db_url = copy_sqlite(template_db, tmp_path / "service.db")
-    server = Service(db_url, tmp_path / "server.log", SPLITNAS_API_READ_AUTH="true")
+    server = Service(db_url, log=tmp_path / "server.log", env={"SPLITNAS_API_READ_AUTH": "true"})
     try:
         page = browser.new_page()
         page.goto(f"{server.url}/ui?refresh=1#devices")
