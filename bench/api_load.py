@@ -21,15 +21,15 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+
+from pipeline.service import Service
 
 REPO = Path(__file__).resolve().parent.parent
 BARE_APP = '''
@@ -58,42 +58,6 @@ def build_database(url: str, hwnasbench: Path) -> None:
     for device in DEVICES:
         with session_scope(url) as session:
             fit_predictors(session, device=device, space=SPACE, kinds=["lookup", "flops-linear"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(app: str, directory: Path, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """uvicorn with the settings both servers share: uvloop, httptools, no access log."""
-    port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-    ]
-    process = subprocess.Popen(command, cwd=directory, env={**os.environ, **env})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{app} exited with {process.returncode}")
-        try:
-            httpx.get(url + QUERY, timeout=5).raise_for_status()
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"{app} did not start")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def _ms(text: str) -> float:
@@ -188,17 +152,16 @@ def main() -> None:
         (directory / "bare_app.py").write_text(BARE_APP)
         env = {"SPLITNAS_DATABASE_URL": url, "SPLITNAS_API_MAX_BATCH": str(max(args.batch, 10_000)),
                "PYTHONPATH": str(REPO)}
-        api, api_url = start_server("api.main:app", directory, args.workers, env)
-        bare, bare_url = start_server("bare_app:app", directory, args.workers, env)
-        try:
+        # both servers with the same uvicorn settings (uvloop, httptools, no access log), up once QUERY answers
+        same = {"env": env, "cwd": directory, "health": QUERY, "timeout": 120,
+                "uvicorn_args": ("--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools")}
+        with (Service(app="api.main:app", log=directory / "api.log", **same) as api,  # type: ignore[arg-type]
+              Service(app="bare_app:app", log=directory / "bare.log", **same) as bare):  # type: ignore[arg-type]
             runs: dict[str, list[dict[str, float]]] = {"bare": [], "api": []}
             for _ in range(args.rounds):
-                runs["bare"].append(load(bare_url + QUERY, args))
-                runs["api"].append(load(api_url + QUERY, args))
-            batch_times = time_batch(api_url, batch_body(args.batch, seed=0), args.batch_repeats)
-        finally:
-            stop(api)
-            stop(bare)
+                runs["bare"].append(load(bare.url + QUERY, args))
+                runs["api"].append(load(api.url + QUERY, args))
+            batch_times = time_batch(api.url, batch_body(args.batch, seed=0), args.batch_repeats)
 
     figures = {
         "generator": f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s" if shutil.which("wrk")

@@ -145,7 +145,8 @@ def main() -> None:
                      "splits": list(splits), "latency_ms": best_ms, "accuracy": accuracy, "assignments_tried": tried,
                      "wall_s": time.perf_counter() - start})
         for t_th, variant in itertools.product(constraints, variants):
-            job = run_search(config(t_th, variant == "searched"), db_url=db_url, client=client, data=data)
+            job = run_search(config(t_th, variant == "searched"), db_url=db_url, client=client,
+                             data=data).model_dump(mode="json", by_alias=True)
             result = job["result"]
             rows.append({"method": f"gradient ({variant} splits)", "constraint_ms": t_th, "uid": job["uid"],
                          "architecture": result["architecture"], "splits": result["splits"],

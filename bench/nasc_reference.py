@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -35,8 +32,6 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("nasc", "random", "evolution", "hwnas", "hwnas-nodropout")
@@ -61,32 +56,10 @@ def build_database(url: str, hwnasbench: Path) -> None:
 @contextmanager
 def latency_service(db_url: str, log: Path) -> Iterator[str]:
     """The real service (uvicorn, ``api.main:app``) on a free port of 127.0.0.1."""
-    import socket
+    from pipeline.service import Service
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "SPLITNAS_DATABASE_URL": db_url},
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the latency service did not start, see {log}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with Service(db_url, log=log, timeout=60) as service:
+        yield service.url
 
 
 def run_group(seed: int, group: str, settings: dict[str, Any], db_url: str, predictor_url: str | None,
@@ -107,7 +80,7 @@ def run_group(seed: int, group: str, settings: dict[str, Any], db_url: str, pred
             config = SearchConfig(method=method, seed=seed, predictor_url=predictor_url, predictor="lookup",
                                   supernet_cache=str(Path(workdir) / f"supernet-{group}-seed{seed}.pt"),
                                   **settings["config"])
-            job = run_search(config, db_url=db_url, client=client, data=data)
+            job = run_search(config, db_url=db_url, client=client, data=data).model_dump(mode="json", by_alias=True)
             result = job["result"]
             print(f"  seed {seed} {method:<16} T {result['latency']['total_ms']:6.2f} ms  "
                   f"met {str(result['meets_t_th']):<5}  acc@p {result['accuracy_at_loss']:.3f}  "

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from db.config import Settings, database_url, get_settings
-from db.engine import get_engine, session_scope
+from db.engine import dispose_engine, get_engine, session_scope
+from db.errors import DatabaseURLError
+from db.urls import check_database_url
 
-__all__ = ["Settings", "database_url", "get_engine", "get_settings", "session_scope"]
+__all__ = [
+    "DatabaseURLError", "Settings", "check_database_url", "database_url", "dispose_engine", "get_engine",
+    "get_settings", "session_scope",
+]

@@ -1,46 +1,56 @@
-"""One engine per database URL, one ``session_scope()``, and schema migration on first use."""
+"""One engine per database URL, one ``session_scope()``; the schema is migrated when an engine is first made."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.config import database_url
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+from db.urls import check_database_url, sqlite_file
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the service) never block the agent's writes
-    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")  # WAL mode is a property of the file, set once by db.migrate
     cursor.close()
 
 
 def make_engine(url: str) -> Engine:
-    """A new engine for ``url``, not migrated; a SQLite file gets its directory, WAL mode and foreign keys."""
-    parsed = make_url(url)
+    """A new engine for ``url``, not migrated; a SQLite file gets foreign keys and its default directory.
+
+    Raises DatabaseURLError for a URL splitnas cannot use (see db.urls).
+    """
+    parsed = check_database_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+        return create_engine(parsed, pool_pre_ping=True)
+    path = sqlite_file(parsed)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)  # only the default directory can be missing here
+    engine = create_engine(parsed, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
-@cache
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def _engine(url: str) -> Engine:
-    engine = make_engine(url)
-    upgrade_schema(engine)
-    return engine
+    from db.migrate import upgrade_schema  # alembic is imported only when an engine is made
+
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = make_engine(url)
+            upgrade_schema(engine)
+            _engines[url] = engine
+        return engine
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -67,20 +77,11 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(url: str):  # noqa: ANN201  (alembic.config.Config, imported lazily)
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
-
-
-def upgrade_schema(engine: Engine) -> None:
-    """Run the Alembic migrations up to head on ``engine`` (a no-op when already there)."""
-    from alembic import command
-
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+def dispose_engine(url: str | None = None) -> None:
+    """Close the pooled connections of ``url``'s engine and forget it (the next use reconnects, checks the schema)."""
+    url = database_url(url)
+    with _engines_lock:
+        engine = _engines.pop(url, None)
+    _session_factory.cache_clear()
+    if engine is not None:
+        engine.dispose()

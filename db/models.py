@@ -5,21 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from db.columns import BoundedString, CheckedJSON, CheckedText, FiniteFloat, Int32, Int64, UTCDateTime
 
 
 def utcnow() -> datetime:
@@ -27,7 +16,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {dict[str, Any]: CheckedJSON, list[Any]: CheckedJSON}
 
 
 class Device(Base):
@@ -36,11 +25,11 @@ class Device(Base):
     __tablename__ = "devices"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(32), default="cpu")  # cpu, gpu, mobile, asic, fpga
-    description: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(BoundedString(64), unique=True)
+    kind: Mapped[str] = mapped_column(BoundedString(32), default="cpu")  # cpu, gpu, mobile, asic, fpga
+    description: Mapped[str] = mapped_column(CheckedText, default="")
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # hardware facts from the agent
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     runs: Mapped[list[ProfilingRun]] = relationship(back_populates="device")
 
@@ -51,15 +40,15 @@ class ProfilingRun(Base):
     __tablename__ = "profiling_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    uid: Mapped[str] = mapped_column(String(64), unique=True)  # chosen by the agent: uploads are idempotent
+    uid: Mapped[str] = mapped_column(BoundedString(64), unique=True)  # chosen by the agent: uploads are idempotent
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
-    host: Mapped[str] = mapped_column(String(255), default="")
+    host: Mapped[str] = mapped_column(BoundedString(255), default="")
     environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    environment_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    environment_key: Mapped[str] = mapped_column(BoundedString(64), default="", index=True)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running, completed, failed, imported
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(BoundedString(16), default="running")  # running, completed, failed, imported
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     device: Mapped[Device] = relationship(back_populates="runs")
     measurements: Mapped[list[Measurement]] = relationship(back_populates="run", cascade="all, delete-orphan")
@@ -86,24 +75,24 @@ class Measurement(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("profiling_runs.id", ondelete="CASCADE"), index=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    target: Mapped[str] = mapped_column(String(16))  # block, fixed, config, model
-    key: Mapped[str] = mapped_column(String(512))
-    space: Mapped[str | None] = mapped_column(String(64))
-    layer: Mapped[int | None] = mapped_column(Integer)
-    block: Mapped[str | None] = mapped_column(String(32))
-    op_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    target: Mapped[str] = mapped_column(BoundedString(16))  # block, fixed, config, model
+    key: Mapped[str] = mapped_column(BoundedString(512))
+    space: Mapped[str | None] = mapped_column(BoundedString(64))
+    layer: Mapped[int | None] = mapped_column(Int32)
+    block: Mapped[str | None] = mapped_column(BoundedString(32))
+    op_key: Mapped[str | None] = mapped_column(BoundedString(128), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)  # op features or architecture + split
-    latency_ms: Mapped[float] = mapped_column(Float)  # median
-    iqr_ms: Mapped[float | None] = mapped_column(Float)
-    mean_ms: Mapped[float | None] = mapped_column(Float)
-    min_ms: Mapped[float | None] = mapped_column(Float)
-    repeats: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(FiniteFloat)  # median
+    iqr_ms: Mapped[float | None] = mapped_column(FiniteFloat)
+    mean_ms: Mapped[float | None] = mapped_column(FiniteFloat)
+    min_ms: Mapped[float | None] = mapped_column(FiniteFloat)
+    repeats: Mapped[int | None] = mapped_column(Int32)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)  # timing summary: number_per_run, times, ...
     noisy: Mapped[bool] = mapped_column(Boolean, default=False)  # IQR/median above the threshold
-    energy_mj: Mapped[float | None] = mapped_column(Float)
-    flops: Mapped[int | None] = mapped_column(BigInteger)
-    source: Mapped[str] = mapped_column(String(16), default="measured")  # measured, imported
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    energy_mj: Mapped[float | None] = mapped_column(FiniteFloat)
+    flops: Mapped[int | None] = mapped_column(Int64)
+    source: Mapped[str] = mapped_column(BoundedString(16), default="measured")  # measured, imported
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     run: Mapped[ProfilingRun] = relationship(back_populates="measurements")
     device: Mapped[Device] = relationship()
@@ -117,13 +106,13 @@ class FittedPredictor(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
-    space: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))  # lookup, flops-linear, gbdt, ...
-    version: Mapped[int] = mapped_column(Integer)
+    space: Mapped[str] = mapped_column(BoundedString(64))
+    kind: Mapped[str] = mapped_column(BoundedString(32))  # lookup, flops-linear, gbdt, ...
+    version: Mapped[int] = mapped_column(Int32)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # library versions, features, data fingerprint
     artifact: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     device: Mapped[Device] = relationship()
 
@@ -134,15 +123,15 @@ class SearchJob(Base):
     __tablename__ = "search_jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    uid: Mapped[str] = mapped_column(String(64), unique=True)
-    method: Mapped[str] = mapped_column(String(32))
-    space: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running, completed, failed
+    uid: Mapped[str] = mapped_column(BoundedString(64), unique=True)
+    method: Mapped[str] = mapped_column(BoundedString(32))
+    space: Mapped[str] = mapped_column(BoundedString(64))
+    status: Mapped[str] = mapped_column(BoundedString(16), default="running")  # running, completed, failed
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     history: Mapped[list[Any]] = mapped_column(default=list)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiToken(Base):
@@ -151,8 +140,8 @@ class ApiToken(Base):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    device: Mapped[str | None] = mapped_column(String(64))  # None: may write for every device
+    name: Mapped[str] = mapped_column(BoundedString(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(BoundedString(128), unique=True)
+    device: Mapped[str | None] = mapped_column(BoundedString(64))  # None: may write for every device
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,20 +2,46 @@
 
 The same schema serves the local database writer, the agent's upload spool and the service's
 ``POST /measurements``, so every path applies the same checks: finite positive latencies, names that
-the search space knows.
+the search space knows, and only values that every backend stores alike (strings within their
+columns' lengths, without NUL or lone surrogates; integers within their columns' range; finite numbers
+inside JSON fields).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator, model_validator
 
 import spaces
+from db.columns import INT32_MAX, INT64_MAX, json_problem, text_problem
 
 Target = Literal["block", "fixed", "config", "model"]
+
+
+def _storable_text(value: str) -> str:
+    if problem := text_problem(value):
+        raise ValueError(f"text {problem}")
+    return value
+
+
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    if problem := json_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+StoredText = Annotated[str, AfterValidator(_storable_text)]
+"""Text that every backend stores: no NUL character, no lone surrogate."""
+# the lengths of the columns (db.models) that hold them
+Text32 = Annotated[str, StringConstraints(max_length=32), AfterValidator(_storable_text)]
+Text64 = Annotated[str, StringConstraints(max_length=64), AfterValidator(_storable_text)]
+Text128 = Annotated[str, StringConstraints(max_length=128), AfterValidator(_storable_text)]
+Text255 = Annotated[str, StringConstraints(max_length=255), AfterValidator(_storable_text)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+"""A JSON column's value: finite numbers and storable strings all the way down."""
 
 
 def _finite_positive(value: float | None, field: str, *, allow_zero: bool = False) -> float | None:
@@ -32,21 +58,21 @@ class MeasurementRecord(BaseModel):
     """One measured (or imported) latency; see db.models.Measurement for the meaning of ``key``."""
 
     target: Target
-    key: str = Field(min_length=1, max_length=512)
-    space: str | None = None
-    layer: int | None = None
-    block: str | None = None
-    op_key: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
+    key: StoredText = Field(min_length=1, max_length=512)
+    space: Text64 | None = None
+    layer: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    block: Text32 | None = None
+    op_key: Text128 | None = None
+    config: JSONObject = Field(default_factory=dict)
     latency_ms: float = Field(description="median latency in milliseconds (finite, positive)")
     iqr_ms: float | None = None
     mean_ms: float | None = None
     min_ms: float | None = None
-    repeats: int | None = Field(default=None, ge=1)
-    raw: dict[str, Any] = Field(default_factory=dict)
+    repeats: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    raw: JSONObject = Field(default_factory=dict)
     noisy: bool = False
     energy_mj: float | None = None
-    flops: int | None = Field(default=None, ge=0)
+    flops: int | None = Field(default=None, ge=0, le=INT64_MAX)
     source: Literal["measured", "imported"] = "measured"
 
     model_config = {
@@ -103,18 +129,31 @@ class MeasurementRecord(BaseModel):
 class RunRecord(BaseModel):
     """A profiling run and the device it ran on."""
 
-    uid: str = Field(min_length=1, max_length=64)
+    uid: StoredText = Field(min_length=1, max_length=64)
     device: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    device_kind: str = "cpu"
-    device_description: str = ""
-    device_facts: dict[str, Any] = Field(default_factory=dict)
-    host: str = ""
-    environment: dict[str, Any] = Field(default_factory=dict)
-    environment_key: str = ""
-    settings: dict[str, Any] = Field(default_factory=dict)
+    device_kind: Text32 = "cpu"
+    device_description: StoredText = ""
+    device_facts: JSONObject = Field(default_factory=dict)
+    host: Text255 = ""
+    environment: JSONObject = Field(default_factory=dict)
+    environment_key: Text64 = ""
+    settings: JSONObject = Field(default_factory=dict)
     status: Literal["running", "completed", "failed", "imported"] = "running"
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Stored in UTC (naive times are taken as UTC); a time that UTC cannot express is refused."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{value.isoformat()} is outside the range of UTC dates") from None
 
 
 class MeasurementBatch(BaseModel):

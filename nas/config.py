@@ -12,11 +12,11 @@ class OptimizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lr: float = Field(0.025, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = True
-    weight_decay: float = Field(3e-4, ge=0)
-    cosine: bool = True
+    lr: float = Field(0.025, gt=0, description="learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(True, description="Nesterov momentum")
+    weight_decay: float = Field(3e-4, ge=0, description="L2 weight decay")
+    cosine: bool = Field(True, description="cosine learning-rate schedule over the stage's steps")
 
 
 class GradientOptions(BaseModel):
@@ -53,45 +53,53 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = "nasc"
-    space: str = "fbnet-cifar100"
-    head_device: str = "raspi4"
-    tail_device: str = "edgegpu"
-    bandwidth_mbps: float = Field(8.0, gt=0)
-    bits: Literal[8, 16, 32] = 32
+    method: str = Field("nasc", description="search method: nasc, hwnas, hwnas-nodropout, random, evolution, gradient")
+    space: str = Field("fbnet-cifar100", description="search space, e.g. fbnet-cifar100, mbconv-cifar100")
+    head_device: str = Field("raspi4", description="device running the head (its latency table)")
+    tail_device: str = Field("edgegpu", description="device running the tail")
+    bandwidth_mbps: float = Field(8.0, gt=0, description="link throughput r in Mbit/s")
+    bits: Literal[8, 16, 32] = Field(32, description="bits per transmitted element q")
     loss: float = Field(0.2, ge=0, lt=1, description="packet-loss rate of the link (share of dropped elements)")
     t_th: float = Field(30.0, gt=0, description="latency threshold T_th in ms")
-    eps_loss: float = Field(1.0, ge=0)
-    eps_lat: float = Field(1.0, ge=0)
-    dropout_set: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    eps_loss: float = Field(1.0, ge=0, description="weight of l_SC in the objective")
+    eps_lat: float = Field(1.0, ge=0, description="weight of the latency hinge (per ms)")
+    dropout_set: tuple[float, ...] = Field(
+        (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), description="packet-loss rates averaged in l_SC, e.g. 0,0.1,0.2"
+    )
     train_dropout: float = Field(0.5, ge=0, lt=1, description="dropout at the split while training weights")
     scale_dropout: bool = Field(False, description="rescale kept elements by 1/(1-p) as nn.Dropout does")
-    pretrain_epochs: int = Field(30, ge=0)
-    search_epochs: int = Field(90, ge=0)
-    retrain_epochs: int = Field(300, ge=0)
+    pretrain_epochs: int = Field(30, ge=0, description="supernet pre-training (gradient: warm-up) epochs")
+    search_epochs: int = Field(90, ge=0, description="architecture search epochs")
+    retrain_epochs: int = Field(300, ge=0, description="re-training epochs of the answer")
     steps_per_epoch: int | None = Field(None, ge=1, description="cap on the steps of every epoch (tiny runs)")
     lambda_x: int = Field(2, ge=1, description="architectures sampled per weight step")
     lambda_theta: int = Field(2, ge=2, description="architectures sampled per distribution step")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="images per step")
     split_eval_batches: int = Field(4, ge=1, description="validation batches scoring each split (HWNAS)")
-    supernet_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    retrain_optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(weight_decay=5e-4))
+    supernet_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="supernet training")
+    retrain_optimizer: OptimizerConfig = Field(
+        default_factory=lambda: OptimizerConfig(weight_decay=5e-4), description="re-training"
+    )
     supernet_cache: str | None = Field(
         None, description="file of the pre-trained supernet: loaded (stage 1 skipped) when it exists with the "
         "same stage-1 settings, written after stage 1 otherwise",
     )
-    searcher_options: dict[str, Any] = Field(default_factory=dict, description="e.g. ASNG alpha, delta_init")
-    topology: dict[str, Any] | None = Field(
-        None, description="a chain or mesh of devices (nas.topology file format, parsed): the gradient method's "
-        "devices, links and split assignment in place of head_device, tail_device and the link",
+    searcher_options: dict[str, Any] = Field(
+        default_factory=dict, description="searcher settings KEY=VALUE (values as YAML), e.g. ASNG alpha=1.5"
     )
-    gradient: GradientOptions = Field(default_factory=GradientOptions)
+    topology: dict[str, Any] | None = Field(
+        None, description="a chain or mesh of devices (predictor.topology_file's format, parsed): the gradient "
+        "method's devices, links and split assignment in place of head_device, tail_device and the link",
+    )
+    gradient: GradientOptions = Field(default_factory=GradientOptions, description="gradient method")
     data: str = Field("digits", description="'digits', 'synthetic' or a CIFAR-100 directory")
     data_limit: int | None = Field(None, ge=1, description="use at most this many images per split")
-    predictor_url: str | None = None
-    predictor: str = "auto"
-    seed: int = 0
-    device: str = "auto"
+    predictor_url: str | None = Field(
+        None, description="latency service, e.g. http://host:8000 (default: read the database directly)"
+    )
+    predictor: str = Field("auto", description="predictor kind filling the tables (auto, lookup, ...)")
+    seed: int = Field(0, description="seed of weights, sampling and searchers")
+    device: str = Field("auto", description="where torch computes: auto, cpu, cuda or cuda:N")
 
     @model_validator(mode="after")
     def _topology_for_gradient(self) -> SearchConfig:

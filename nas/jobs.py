@@ -1,14 +1,14 @@
-"""Search jobs: run a registered method with its progress stored in the database, and the job's JSON form."""
+"""Search jobs: run a registered method with its progress and typed result stored in the database."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from db import queries
 from db.engine import session_scope
@@ -21,6 +21,7 @@ from nas.data import ImageData, load_data, subset
 from nas.latency import SplitLatencyModel, TopologyLatency
 from nas.latency_client import LatencyClient
 from nas.methods import CallbackList, SearchCallback, SearchContext, SearchResult, get_method
+from nas.results import Job, Result, ResultError, SplitResult, TopologyResult, read_result, stored_error
 from predictor.latency import Link
 from predictor.topology_file import parse_topology
 from spaces import Architecture, get_space
@@ -43,7 +44,10 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when present, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown --device {name!r}: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but CUDA is not available here; use --device cpu or auto")
     return device
@@ -52,19 +56,17 @@ def resolve_device(name: str) -> torch.device:
 def run_search(
     config: SearchConfig, *, db_url: str | None = None, client: LatencyClient | None = None,
     callback: SearchCallback | None = None, data: ImageData | None = None,
-) -> dict[str, Any]:
-    """Run ``config.method`` as a stored search job; returns the job as a dict (see ``job_dict``).
+) -> Job:
+    """Run ``config.method`` as a stored search job and return it.
 
     Without ``client``, latency tables come from ``config.predictor_url`` or, without a URL, the
-    database. ``data`` skips loading ``config.data`` (e.g. to share it between runs).
+    database. ``data`` skips loading ``config.data`` (e.g. to share it between runs). Everything a typo
+    can break (method, space, device, latency tables, data) is checked before the job is stored, so a
+    mistake leaves no failed job behind.
     """
     method = get_method(config.method)
     get_space(config.space)
-    uid = uuid.uuid4().hex
-    with session_scope(db_url) as session:
-        queries.create_job(session, uid=uid, method=config.method, space=config.space,
-                           config=config.model_dump(mode="json"))
-    recorder = JobRecorder(db_url, uid)
+    device = resolve_device(config.device)
     start = time.perf_counter()
     own_client = client is None
     client = client or LatencyClient(config.predictor_url, db_url=db_url, predictor=config.predictor)
@@ -79,37 +81,45 @@ def run_search(
             )
         )
         data = data or subset(load_data(config.data), config.data_limit)
-        device = resolve_device(config.device)
-        callbacks = CallbackList([recorder] + ([callback] if callback is not None else []))
-        ctx = SearchContext(config, data, latency, device, callbacks)
-        found = method(ctx)
-        result = summarize(ctx, found, wall_s=time.perf_counter() - start)
-        status = "completed"
-    except BaseException as exc:
+        uid = uuid.uuid4().hex
         with session_scope(db_url) as session:
-            queries.finish_job(session, uid=uid, status="failed", result={"error": f"{type(exc).__name__}: {exc}"})
-        raise
+            queries.create_job(session, uid=uid, method=config.method, space=config.space,
+                               config=config.model_dump(mode="json"))
+        try:
+            callbacks = CallbackList([JobRecorder(db_url, uid)] + ([callback] if callback is not None else []))
+            ctx = SearchContext(config, data, latency, device, callbacks)
+            found = method(ctx)
+            result = summarize(ctx, found, wall_s=time.perf_counter() - start)
+        except BaseException as exc:
+            with session_scope(db_url) as session:
+                queries.finish_job(session, uid=uid, status="failed",
+                                   result=stored_error(f"{type(exc).__name__}: {exc}"))
+            raise
     finally:
         if own_client:
             client.close()
     with session_scope(db_url) as session:
-        return job_dict(queries.finish_job(session, uid=uid, status=status, result=result))
+        return job_from_row(queries.finish_job(session, uid=uid, status="completed",
+                                               result=result.model_dump(mode="json", by_alias=True)))
 
 
-def summarize(ctx: SearchContext, found: SearchResult, *, wall_s: float) -> dict[str, Any]:
-    """The stored result: architecture, split, latency breakdown, payload, accuracy, and where time went."""
+def summarize(ctx: SearchContext, found: SearchResult, *, wall_s: float) -> Result:
+    """The typed result: architecture, split, latency breakdown, payload, accuracy, and where time went.
+
+    A search on a topology (``config.topology``) gives a ``TopologyResult``, any other a ``SplitResult``;
+    a method's ``extra`` fills the fields of its kind (an unknown one is refused).
+    """
     config = ctx.config
     splits = tuple(found.extra.get("splits", (found.split,)))  # a topology's methods report every split point
     arch = Architecture(ctx.latency.space, tuple(found.blocks), splits)
     breakdown = ctx.latency.breakdown(arch)
-    penalty = max(0.0, breakdown["total_ms"] - config.t_th)
-    return {
+    common = {
         "architecture": arch.encode(),
         "split": found.split,
         "latency": breakdown,
         "payload_bytes": breakdown["payload_bytes"],
         "meets_t_th": breakdown["total_ms"] <= config.t_th,
-        "latency_penalty_ms": penalty,
+        "latency_penalty_ms": max(0.0, breakdown["total_ms"] - config.t_th),
         "loss_rate": config.loss,
         "accuracy_at_loss": found.accuracy_at_loss,
         "accuracy_clean": found.accuracy_clean,
@@ -124,35 +134,42 @@ def summarize(ctx: SearchContext, found: SearchResult, *, wall_s: float) -> dict
         "device": str(ctx.device),
         **found.extra,
     }
+    kind = TopologyResult if config.topology is not None else SplitResult
+    return kind.model_validate(common)
 
 
-def job_dict(job: SearchJob) -> dict[str, Any]:
-    """A stored job as plain JSON-ready data."""
-    return {
-        "uid": job.uid, "method": job.method, "space": job.space, "status": job.status,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "config": job.config, "history": job.history, "result": job.result,
-    }
+def job_from_row(job: SearchJob) -> Job:
+    """A stored job, typed; an unreadable stored result is a ``ResultError`` naming the job."""
+    result, error = read_result(job.result, uid=job.uid)
+    try:
+        config = SearchConfig.model_validate(job.config)
+    except ValidationError as exc:
+        raise ResultError(f"job {job.uid}: its stored settings are not valid now: {exc.errors()[0]['msg']}") from None
+    return Job(
+        uid=job.uid, method=job.method, space=job.space, status=job.status,  # type: ignore[arg-type]
+        created_at=job.created_at.isoformat() if job.created_at else None,
+        finished_at=job.finished_at.isoformat() if job.finished_at else None,
+        config=config, history=job.history, result=result, error=error,
+    )
 
 
 def load_jobs(
     db_url: str | None = None, *, uids: list[str] | None = None, method: str | None = None,
     status: str | None = None,
-) -> list[dict[str, Any]]:
-    """Stored jobs (all, or the given uids) as dicts, oldest first; an error names unknown uids."""
+) -> list[Job]:
+    """Stored jobs (all, or the given uids), oldest first; an error names unknown uids."""
     with session_scope(db_url) as session:
         if uids:
             jobs = [queries.get_job(session, uid=uid) for uid in uids]
             missing = [uid for uid, job in zip(uids, jobs, strict=True) if job is None]
             if missing:
                 raise ValueError(f"no search job with uid {', '.join(missing)}")
-            return [job_dict(job) for job in jobs if job is not None]
-        return [job_dict(job) for job in queries.list_jobs(session, method=method, status=status)]
+            return [job_from_row(job) for job in jobs if job is not None]
+        return [job_from_row(job) for job in queries.list_jobs(session, method=method, status=status)]
 
 
-def write_job(job: dict[str, Any], path: Path) -> Path:
+def write_job(job: Job, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(job, indent=2) + "\n")
+    path.write_text(job.model_dump_json(indent=2, by_alias=True) + "\n")
     return path

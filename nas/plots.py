@@ -1,13 +1,12 @@
 """Plots of search jobs (matplotlib, Agg): accuracy versus latency, and distribution convergence.
 
-Each function takes job dicts (``nas.jobs.job_dict``) and writes one PNG, so reports can embed them.
+Each function takes typed jobs (``nas.results.Job``) and writes one PNG, so reports can embed them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -16,22 +15,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from nas.results import Job  # noqa: E402
 from predictor.plots import save_figure  # noqa: E402
 
 
-def completed(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [job for job in jobs if job.get("status") == "completed" and job.get("result")]
+def completed(jobs: Sequence[Job]) -> list[Job]:
+    return [job for job in jobs if job.status == "completed" and job.result is not None]
 
 
-def plot_accuracy_latency(jobs: Sequence[dict[str, Any]], path: Path) -> Path:
+def plot_accuracy_latency(jobs: Sequence[Job], path: Path) -> Path:
     """Accuracy at the link's loss rate against predicted latency, one colour per method, T_th as lines."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     done = completed(jobs)
-    for method in sorted({job["method"] for job in done}):
-        mine = [job for job in done if job["method"] == method]
-        ax.scatter([j["result"]["latency"]["total_ms"] for j in mine],
-                   [j["result"]["accuracy_at_loss"] for j in mine], label=method, alpha=0.8)
-    for t_th in sorted({job["config"]["t_th"] for job in done}):
+    for method in sorted({job.method for job in done}):
+        mine = [job.result for job in done if job.method == method and job.result is not None]
+        ax.scatter([r.latency.total_ms for r in mine], [r.accuracy_at_loss for r in mine], label=method, alpha=0.8)
+    for t_th in sorted({job.config.t_th for job in done}):
         ax.axvline(t_th, color="grey", linestyle="--", linewidth=1)
         ax.annotate(f"T_th {t_th:g} ms", (t_th, 1.0), xycoords=("data", "axes fraction"), ha="left", va="top",
                     fontsize=8, color="grey")
@@ -44,9 +43,9 @@ def plot_accuracy_latency(jobs: Sequence[dict[str, Any]], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_convergence(job: dict[str, Any], path: Path) -> Path:
+def plot_convergence(job: Job, path: Path) -> Path:
     """Distribution convergence (mean of row maxima) and objective per search epoch of one job."""
-    records = [r for r in job.get("history", []) if r.get("stage") == "search"]
+    records = job.search_records
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     epochs = [r["epoch"] for r in records]
     ax.plot(epochs, [r["convergence"] for r in records], marker="o", color="tab:blue", label="convergence")
@@ -57,6 +56,6 @@ def plot_convergence(job: dict[str, Any], path: Path) -> Path:
     other = ax.twinx()
     other.plot(epochs, [r["loss"] for r in records], marker=".", color="tab:orange", label="objective")
     other.set_ylabel("mean objective J", color="tab:orange")
-    ax.set_title(f"{job['method']} {job['uid'][:8]}: distribution update")
+    ax.set_title(f"{job.method} {job.uid[:8]}: distribution update")
     ax.grid(alpha=0.3)
     return save_figure(fig, path)

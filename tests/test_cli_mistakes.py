@@ -51,13 +51,13 @@ def test_database_url_mistakes_are_one_line_and_store_nothing(script, env, tmp_p
     result = run(script, *SCRIPTS[script], "--db", str(plain), env=env)
     assert_one_line_error(result, "is not a database URL", f"sqlite:///{plain}")
     result = run(script, *SCRIPTS[script], "--db", "mysql://user:secret@127.0.0.1/splitnas", env=env)
-    output = assert_one_line_error(result, "unsupported database 'mysql'", "sqlite:///", "postgresql+psycopg://")
+    output = assert_one_line_error(result, "unsupported database backend 'mysql", "sqlite:///", "postgresql+psycopg://")
     assert "secret" not in output
     result = run(script, *SCRIPTS[script], "--db", "postgresql+psycopg://user:secret@127.0.0.1/splitnas", env=env)
-    assert_one_line_error(result, "driver 'psycopg' is not installed", "splitnas[postgres]")
+    assert_one_line_error(result, "needs the psycopg driver", "splitnas[postgres]")
     typo = tmp_path / "typo" / "dir" / "x.db"
     result = run(script, *SCRIPTS[script], "--db", f"sqlite:///{typo}", env=env)
-    assert_one_line_error(result, f"directory {typo.parent} does not exist", "create it first")
+    assert_one_line_error(result, f"directory {typo.parent} of the SQLite database", "does not exist; create it first")
     assert not plain.exists() and not (tmp_path / "typo").exists() and not (tmp_path / "data").exists()
 
 

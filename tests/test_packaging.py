@@ -64,7 +64,9 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_service_packages_import_without_torch() -> None:
-    result = _python(BLOCK_TORCH + "import spaces, db, api, db.queries, db.records, db.models\n" + IMPORT_ALL)
+    # pipeline.service starts the service for the tests of a machine without torch too
+    result = _python(BLOCK_TORCH + "import spaces, db, api, db.queries, db.records, db.models, pipeline.service\n"
+                     + IMPORT_ALL)
     assert result.returncode == 0, result.stderr
 
 
@@ -98,3 +100,18 @@ def test_console_script_help(script: str, module: str) -> None:
     assert "--help" in shown
     summary = importlib.import_module(module).app.info.help
     assert summary and " ".join(summary.split()) in shown
+
+
+@pytest.mark.parametrize("command", [[str(BIN / "splitnas-pipeline")], [sys.executable, "-m", "pipeline"]])
+def test_pipeline_entry_points(command: list[str]) -> None:
+    """The orchestrator has its own console script and module entry point; its search options are derived."""
+    result = subprocess.run(
+        [*command, "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    shown = " ".join(result.stdout.split())
+    assert "Usage: splitnas-pipeline [OPTIONS]" in shown
+    for option in ("--port", "--hwnasbench", "--search-t-th", "--search-pretrain-epochs", "--search-seed"):
+        assert option in shown
+    assert "--search-head-device" not in shown  # chosen by the pipeline itself

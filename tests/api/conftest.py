@@ -6,11 +6,6 @@ whole session, so a test that writes uses a device of its own (``fresh_device``)
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from db.config import Settings
+from pipeline.service import Service
 from tests.utils.api_data import build_service_db, copy_sqlite, create_token
 
-BIN = Path(sys.executable).parent
 MAX_BATCH = 100  # SPLITNAS_API_MAX_BATCH of every service under test
 
 
@@ -46,59 +41,13 @@ def make_client(db_url: str, **settings: object) -> TestClient:
     return TestClient(create_app(Settings(database_url=db_url, **{"api_max_batch": MAX_BATCH, **settings})))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``splitnas-api serve`` in a subprocess on 127.0.0.1, with its own database."""
-
-    def __init__(self, db_url: str, log: Path, **env: str):
-        self.db_url = db_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(
-            [str(BIN / "splitnas-api"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--db", db_url,
-             "--no-access-log", "--log-level", "warning"],
-            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **env},
-        )
-        self._wait()
-
-    def _wait(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not answer /healthz within {timeout} s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
-
 @pytest.fixture(scope="session")
-def server(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """One real uvicorn server for the session, on a copy of the template database."""
     directory = tmp_path_factory.mktemp("api-server")
-    running = Server(copy_sqlite(template_db, directory / "service.db"), directory / "server.log",
-                     SPLITNAS_API_MAX_BATCH=str(MAX_BATCH))
-    yield running
-    running.stop()
+    with Service(copy_sqlite(template_db, directory / "service.db"), log=directory / "server.log",
+                 env={"SPLITNAS_API_MAX_BATCH": str(MAX_BATCH)}) as running:
+        yield running
 
 
 @dataclass
@@ -122,7 +71,7 @@ def api(request: pytest.FixtureRequest) -> Iterator[Target]:
         with make_client(db_url) as client:  # runs the lifespan: migrations on start
             yield Target(client, db_url, "in-process")
     else:
-        server: Server = request.getfixturevalue("server")
+        server: Service = request.getfixturevalue("server")
         with httpx.Client(base_url=server.url, timeout=60) as client:
             yield Target(client, server.db_url, "uvicorn")
 

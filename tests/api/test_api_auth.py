@@ -6,7 +6,8 @@ import hashlib
 
 from db import queries
 from db.engine import session_scope
-from tests.api.conftest import Server, make_client
+from pipeline.service import Service
+from tests.api.conftest import make_client
 from tests.utils.api_data import create_token
 
 
@@ -46,7 +47,7 @@ def test_read_auth_over_a_real_server(template_db: str, tmp_path) -> None:  # no
 
     db_url = copy_sqlite(template_db, tmp_path / "service.db")
     token = create_token(db_url, "reader")
-    server = Server(db_url, tmp_path / "server.log", SPLITNAS_API_READ_AUTH="true")
+    server = Service(db_url, log=tmp_path / "server.log", env={"SPLITNAS_API_READ_AUTH": "true"})
     try:
         import httpx
 

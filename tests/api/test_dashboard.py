@@ -21,7 +21,8 @@ import pytest
 
 from db import queries
 from db.engine import session_scope
-from tests.api.conftest import Server, make_client
+from pipeline.service import Service
+from tests.api.conftest import make_client
 from tests.utils.api_data import SPACE, UNMEASURED, copy_sqlite, create_token, device_records, measurement_batch
 from tests.utils.dashboard_data import AGENT, add_jobs, add_models, agent_batch
 
@@ -48,14 +49,14 @@ def _playwright():
 
 
 @pytest.fixture(scope="module")
-def dashboard_server(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def dashboard_server(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     directory = tmp_path_factory.mktemp("dashboard")
     db_url = copy_sqlite(template_db, directory / "service.db")
     with session_scope(db_url) as session:
         queries.ingest_batch(session, batch=agent_batch())
     add_models(db_url)
     add_jobs(db_url)
-    server = Server(db_url, directory / "server.log", SPLITNAS_API_CACHE_TTL_S="0.5")
+    server = Service(db_url, log=directory / "server.log", env={"SPLITNAS_API_CACHE_TTL_S": "0.5"})
     yield server
     server.stop()
 
@@ -70,12 +71,12 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, dashboard_server: Server):  # noqa: ANN001, ANN201 (playwright's types are optional here)
+def page(browser, dashboard_server: Service):
     """A page that may reach the test server only: any other request fails the test."""
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     outside: list[str] = []
 
-    def only_local(route) -> None:  # noqa: ANN001
+    def only_local(route) -> None:
         if urlparse(route.request.url).hostname == "127.0.0.1":
             route.continue_()
         else:
@@ -110,20 +111,20 @@ SPILLED_LABELS = """(root) => {
 }"""
 
 
-def assert_labels_inside(page, root: str) -> None:  # noqa: ANN001
+def assert_labels_inside(page, root: str) -> None:
     assert page.evaluate(SPILLED_LABELS, root) == []
 
 
-def shoot(page, name: str) -> None:  # noqa: ANN001
+def shoot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def open_view(page, server: Server, view: str) -> None:  # noqa: ANN001
+def open_view(page, server: Service, view: str) -> None:
     page.goto(f"{server.url}/ui?refresh=1#{view}")
 
 
-def test_devices_view_shows_runtime_coverage_last_run_and_flags(page, dashboard_server: Server) -> None:  # noqa: ANN001
+def test_devices_view_shows_runtime_coverage_last_run_and_flags(page, dashboard_server: Service) -> None:
     open_view(page, dashboard_server, "devices")
     page.wait_for_selector(f'#devices-table tr[data-device="{AGENT}"]')
     devices = {d["name"]: d for d in httpx.get(f"{dashboard_server.url}/devices").json()}
@@ -140,7 +141,7 @@ def test_devices_view_shows_runtime_coverage_last_run_and_flags(page, dashboard_
     shoot(page, "devices")
 
 
-def test_heatmap_cells_are_the_service_latencies(page, dashboard_server: Server) -> None:  # noqa: ANN001
+def test_heatmap_cells_are_the_service_latencies(page, dashboard_server: Service) -> None:
     open_view(page, dashboard_server, "lut/edgegpu")
     page.wait_for_selector("#lut-figure g.cell")
     cells = page.locator("#lut-figure g.cell")
@@ -161,7 +162,7 @@ def test_heatmap_cells_are_the_service_latencies(page, dashboard_server: Server)
     shoot(page, "latency_table")
 
 
-def test_quality_view_shows_the_stored_metrics(page, dashboard_server: Server) -> None:  # noqa: ANN001
+def test_quality_view_shows_the_stored_metrics(page, dashboard_server: Service) -> None:
     open_view(page, dashboard_server, "quality/raspi4")
     page.wait_for_selector("#quality-figure g.quality")
     stored = httpx.get(f"{dashboard_server.url}/predictors", params={"device": "raspi4", "space": SPACE}).json()
@@ -189,7 +190,7 @@ def test_quality_view_shows_the_stored_metrics(page, dashboard_server: Server) -
     shoot(page, "predictor_quality")
 
 
-def test_jobs_view_shows_convergence_accuracy_and_the_answer_per_layer(page, dashboard_server: Server) -> None:  # noqa: ANN001
+def test_jobs_view_shows_convergence_accuracy_and_the_answer_per_layer(page, dashboard_server: Service) -> None:
     jobs = json.loads(httpx.get(f"{dashboard_server.url}/ui/data/jobs").text)["jobs"]
     done = [j for j in jobs if j["status"] == "completed"]
     open_view(page, dashboard_server, f"jobs/{done[0]['uid']}")
@@ -213,7 +214,7 @@ def test_jobs_view_shows_convergence_accuracy_and_the_answer_per_layer(page, das
     shoot(page, "search_jobs")
 
 
-def test_a_new_upload_appears_without_a_reload(page, dashboard_server: Server) -> None:  # noqa: ANN001
+def test_a_new_upload_appears_without_a_reload(page, dashboard_server: Service) -> None:
     open_view(page, dashboard_server, "devices")
     page.wait_for_selector(f'#devices-table tr[data-device="{AGENT}"]')
     page.evaluate("window.notReloaded = true")
@@ -228,7 +229,7 @@ def test_a_new_upload_appears_without_a_reload(page, dashboard_server: Server) -
     assert page.evaluate("window.notReloaded") is True
 
 
-def test_docs_render_offline(page, dashboard_server: Server) -> None:  # noqa: ANN001
+def test_docs_render_offline(page, dashboard_server: Service) -> None:
     page.goto(f"{dashboard_server.url}/docs")
     title = page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
     assert "splitnas latency service" in title.inner_text()
@@ -236,9 +237,9 @@ def test_docs_render_offline(page, dashboard_server: Server) -> None:  # noqa: A
     shoot(page, "docs")
 
 
-def test_with_read_auth_the_page_asks_for_a_token(browser, template_db: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_with_read_auth_the_page_asks_for_a_token(browser, template_db: str, tmp_path: Path) -> None:
     db_url = copy_sqlite(template_db, tmp_path / "service.db")
-    server = Server(db_url, tmp_path / "server.log", SPLITNAS_API_READ_AUTH="true")
+    server = Service(db_url, log=tmp_path / "server.log", env={"SPLITNAS_API_READ_AUTH": "true"})
     try:
         page = browser.new_page()
         page.goto(f"{server.url}/ui?refresh=1#devices")

@@ -1,8 +1,11 @@
-"""Settings, engine and session_scope on real SQLite files."""
+"""Settings, URLs, engine and session_scope on real databases (SQLite files, a PostgreSQL server)."""
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from platformdirs import user_data_path
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from db import database_url, get_engine, get_settings, session_scope
+from db import DatabaseURLError, check_database_url, database_url, get_engine, get_settings, session_scope
 from db.models import Device, ProfilingRun
 
 TABLES = {"devices", "profiling_runs", "measurements", "fitted_predictors", "search_jobs", "api_tokens"}
@@ -52,8 +55,8 @@ def test_default_database_is_created_with_its_directory_on_first_use(clean_setti
         assert raw.execute("SELECT name FROM devices").fetchall() == [("pi4",)]
 
 
-def test_first_use_migrates_the_schema(db_url: str) -> None:
-    engine = get_engine(db_url)
+def test_first_use_migrates_the_schema(database_url: str) -> None:
+    engine = get_engine(database_url)
     assert TABLES | {"alembic_version"} == set(inspect(engine).get_table_names())
 
 
@@ -66,37 +69,97 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(db_url: str) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_foreign_keys_are_enforced(db_url: str) -> None:
-    with pytest.raises(IntegrityError), session_scope(db_url) as session:
+def test_foreign_keys_are_enforced(database_url: str) -> None:
+    with pytest.raises(IntegrityError), session_scope(database_url) as session:
         session.add(ProfilingRun(uid="orphan", device_id=12345))
 
 
-def test_session_scope_commits_on_success(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_session_scope_commits_on_success(database_url: str) -> None:
+    with session_scope(database_url) as session:
         device = Device(name="jetson", kind="gpu")
         session.add(device)
     assert device.name == "jetson"  # still readable after the session closed
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert session.scalars(select(Device.kind).where(Device.name == "jetson")).all() == ["gpu"]
 
 
-def test_session_scope_rolls_back_on_error(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_session_scope_rolls_back_on_error(database_url: str) -> None:
+    with session_scope(database_url) as session:
         session.add(Device(name="kept"))
 
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort), session_scope(db_url) as session:
+    with pytest.raises(Abort), session_scope(database_url) as session:
         session.add(Device(name="discarded"))
         session.flush()  # written inside the transaction, then rolled back
         raise Abort
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert session.scalars(select(Device.name)).all() == ["kept"]
 
 
-def test_session_scope_uses_the_url_from_the_environment(db_url: str) -> None:
-    with session_scope() as session:  # no url: SPLITNAS_DATABASE_URL, set by the db_url fixture
+def test_session_scope_uses_the_url_from_the_environment(database_url: str) -> None:
+    with session_scope() as session:  # no url: SPLITNAS_DATABASE_URL, set by the fixture
         session.add(Device(name="from-env"))
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert session.scalar(select(func.count()).select_from(Device)) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("/srv/data/plain.db", "'/srv/data/plain.db' is not a database URL; for a SQLite file write "
+                               "sqlite:////srv/data/plain.db"),
+        ("mysql://u:secret@db.example/splitnas", "unsupported database backend 'mysql' in "
+                                                 "mysql://u:***@db.example/splitnas; supported: sqlite, "
+                                                 "postgresql+psycopg"),
+        ("postgresql://u@db.example/splitnas", "unsupported database backend 'postgresql' in"),
+        ("sqlite:////no/such/dir/x.db", "directory /no/such/dir of the SQLite database x.db does not exist; "
+                                        "create it first"),
+        ("sqlite+pysqlite:////no/such/dir/x.db", "directory /no/such/dir of the SQLite database x.db"),
+        ("post gres://u@db/x", "'post gres://u@db/x' is not a valid database URL; examples: sqlite:////"),
+    ],
+)
+def test_database_url_mistakes_are_one_line_errors(url: str, message: str, clean_settings: Path) -> None:
+    with pytest.raises(DatabaseURLError) as info:
+        get_engine(url)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+    assert not Path("/no/such/dir").exists()
+
+
+def test_a_sqlite_file_in_a_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a directory")
+    with pytest.raises(DatabaseURLError, match="directory .*data of the SQLite database x.db is not a directory"):
+        check_database_url(f"sqlite:///{tmp_path / 'data' / 'x.db'}")
+
+
+def test_usable_urls_pass(tmp_path: Path, clean_settings: Path) -> None:
+    for url in (f"sqlite:///{tmp_path / 'x.db'}", "sqlite://", "sqlite:///:memory:", "sqlite:///relative.db",
+                "postgresql+psycopg://u:p@localhost:5432/splitnas", database_url()):
+        assert check_database_url(url).drivername in ("sqlite", "postgresql+psycopg")
+
+
+def test_postgresql_without_its_driver_says_which_extra_to_install() -> None:
+    """A Python without psycopg (imports of it fail, as where the postgres extra is not installed)."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from db import DatabaseURLError, get_engine\n"
+        "try:\n    get_engine('postgresql+psycopg://u@localhost/splitnas')\n"
+        "except DatabaseURLError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout == 'PostgreSQL needs the psycopg driver: pip install "splitnas[postgres]"\n'
+
+
+def test_a_database_made_from_a_template_holds_its_rows_apart(make_database_url: Callable[..., str]) -> None:
+    """The fixture the service tests use to copy a filled database once per test, on both backends."""
+    template = make_database_url()
+    with session_scope(template) as session:
+        session.add(Device(name="pi4"))
+    copy = make_database_url(template=template)
+    with session_scope(copy) as session:
+        session.add(Device(name="jetson"))
+    for url, names in ((template, ["pi4"]), (copy, ["jetson", "pi4"])):
+        with session_scope(url) as session:
+            assert session.scalars(select(Device.name).order_by(Device.name)).all() == names

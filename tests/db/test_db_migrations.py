@@ -1,10 +1,12 @@
-"""``alembic upgrade head`` creates the schema that db.models describes, with no drift."""
+"""``alembic upgrade head`` creates the schema that db.models describes, with no drift, on both backends;
+processes that open a new database together migrate it once."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from alembic import command
@@ -13,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
-from db.engine import alembic_config
+from db.migrate import alembic_config
 from db.models import Base
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +51,8 @@ def _schema(url: str) -> tuple[set[str], str | None, list]:
         engine.dispose()
 
 
-def test_upgrade_head_with_an_explicit_url_creates_the_schema(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'explicit.db'}"
+def test_upgrade_head_with_an_explicit_url_creates_the_schema(database_url: str) -> None:
+    url = database_url
     result = _alembic("-x", f"url={url}", "upgrade", "head")
     assert result.returncode == 0, result.stderr
     tables, revision, diff = _schema(url)
@@ -65,10 +67,18 @@ def test_upgrade_head_with_an_explicit_url_creates_the_schema(tmp_path: Path) ->
 
 
 def test_upgrade_head_uses_the_environment_url(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "from-env.db"  # the directory does not exist yet
+    path = tmp_path / "from-env.db"
     result = _alembic("upgrade", "head", env={"SPLITNAS_DATABASE_URL": f"sqlite:///{path}"})
     assert result.returncode == 0, result.stderr
     assert _schema(f"sqlite:///{path}")[0] == TABLES | {"alembic_version"}
+
+
+def test_upgrade_head_refuses_a_directory_that_does_not_exist(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "x.db"
+    result = _alembic("upgrade", "head", env={"SPLITNAS_DATABASE_URL": f"sqlite:///{path}"})
+    assert result.returncode != 0
+    assert f"directory {path.parent} of the SQLite database x.db does not exist" in result.stderr
+    assert not path.parent.exists()
 
 
 def test_upgrade_head_on_the_default_database_of_a_new_user(tmp_path: Path) -> None:
@@ -81,8 +91,8 @@ def test_upgrade_head_on_the_default_database_of_a_new_user(tmp_path: Path) -> N
     assert _schema(f"sqlite:///{path}")[1] == _head()
 
 
-def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
+def test_downgrade_to_base_and_back(database_url: str) -> None:
+    url = database_url
     config = alembic_config(url)
     command.upgrade(config, "head")
     command.downgrade(config, "base")
@@ -92,3 +102,31 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     tables, revision, diff = _schema(url)
     assert (tables >= TABLES, revision, diff) == (True, _head(), [])
 
+
+
+FIRST_USE = """
+import pathlib, sys, time
+from db import get_engine
+url, directory, name = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+(directory / f"{name}.ready").touch()
+while not (directory / "go").exists():  # all start migrating within a few milliseconds of each other
+    time.sleep(0.005)
+get_engine(url)
+"""
+
+
+def test_processes_opening_a_new_database_together_all_succeed(database_url: str, tmp_path: Path) -> None:
+    """Four processes open one brand-new database at once: one migrates under the lock, the others wait."""
+    processes = [
+        subprocess.Popen([sys.executable, "-c", FIRST_USE, database_url, str(tmp_path), str(n)], cwd=REPO_ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("*.ready"))) < len(processes) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    errors = [process.communicate(timeout=180)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], "\n".join(errors)
+    tables, revision, diff = _schema(database_url)
+    assert (tables >= TABLES, revision, diff) == (True, _head(), [])

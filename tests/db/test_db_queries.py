@@ -1,4 +1,4 @@
-"""The query functions of db.queries on a real SQLite file."""
+"""The query functions of db.queries on real databases: a SQLite file and a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from db import queries, session_scope
+from db.errors import RunConflictError
 from db.models import Measurement
 from db.records import MeasurementBatch, MeasurementRecord, RunRecord
 
@@ -29,53 +30,53 @@ def batch(uid: str, records: list[MeasurementRecord], device: str = "raspi4", **
     return MeasurementBatch(run=run(uid, device, **fields), measurements=records)
 
 
-def count_measurements(db_url: str) -> int:
-    with session_scope(db_url) as session:
+def count_measurements(database_url: str) -> int:
+    with session_scope(database_url) as session:
         return session.scalar(select(func.count()).select_from(Measurement))
 
 
-def test_ingest_batch_is_idempotent(db_url: str) -> None:
+def test_ingest_batch_is_idempotent(database_url: str) -> None:
     records = [block_record(layer, "k3_e1", 0.1 * (layer + 1)) for layer in range(5)]
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert queries.ingest_batch(session, batch=batch("run-1", records)) == (5, 0)
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert queries.ingest_batch(session, batch=batch("run-1", records)) == (0, 5)
-    assert count_measurements(db_url) == 5
+    assert count_measurements(database_url) == 5
 
     more = records + [block_record(7, "k5_e6", 1.9)]
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert queries.ingest_batch(session, batch=batch("run-1", more, status="completed")) == (1, 5)
         assert queries.get_run(session, uid="run-1").status == "completed"
-    assert count_measurements(db_url) == 6
+    assert count_measurements(database_url) == 6
 
 
-def test_repeated_keys_within_one_batch_are_stored_once(db_url: str) -> None:
+def test_repeated_keys_within_one_batch_are_stored_once(database_url: str) -> None:
     records = [block_record(3, "skip", 0.02), block_record(3, "skip", 0.03)]
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert queries.ingest_batch(session, batch=batch("run-1", records)) == (1, 1)
-    assert count_measurements(db_url) == 1
+    assert count_measurements(database_url) == 1
 
 
-def test_the_database_refuses_duplicate_keys_within_a_run(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_the_database_refuses_duplicate_keys_within_a_run(database_url: str) -> None:
+    with session_scope(database_url) as session:
         queries.ingest_batch(session, batch=batch("run-1", [block_record(0, "k3_e1", 0.5)]))
-    with pytest.raises(IntegrityError), session_scope(db_url) as session:
+    with pytest.raises(IntegrityError), session_scope(database_url) as session:
         row = queries.get_run(session, uid="run-1")
         session.add(Measurement(run_id=row.id, device_id=row.device_id, **block_record(0, "k3_e1", 0.6).model_dump()))
 
 
-def test_a_run_cannot_change_device(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_a_run_cannot_change_device(database_url: str) -> None:
+    with session_scope(database_url) as session:
         queries.ingest_batch(session, batch=batch("run-1", [], device="raspi4"))
-    with pytest.raises(ValueError, match="run 'run-1' belongs to another device than 'jetson'"):
-        with session_scope(db_url) as session:
+    with pytest.raises(RunConflictError, match="run 'run-1' belongs to another device than 'jetson'"):
+        with session_scope(database_url) as session:
             queries.ingest_batch(session, batch=batch("run-1", [block_record(0, "k3_e1", 0.5)], device="jetson"))
-    assert count_measurements(db_url) == 0
+    assert count_measurements(database_url) == 0
 
 
-def test_latest_measurements_prefer_later_runs(db_url: str) -> None:
+def test_latest_measurements_prefer_later_runs(database_url: str) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         queries.ingest_batch(session, batch=batch("new", [block_record(0, "k3_e1", 2.0)], started_at=start))
         queries.ingest_batch(
             session,
@@ -83,7 +84,7 @@ def test_latest_measurements_prefer_later_runs(db_url: str) -> None:
                         started_at=start - timedelta(days=1)),
         )
         queries.ingest_batch(session, batch=batch("other", [block_record(0, "k3_e1", 9.0)], device="jetson"))
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         latest = queries.latest_measurements(session, device="raspi4", space=SPACE)
         assert {key: m.latency_ms for key, m in latest.items()} == {
             f"{SPACE}/L0/k3_e1": 2.0, f"{SPACE}/L1/k3_e1": 1.5,
@@ -94,13 +95,13 @@ def test_latest_measurements_prefer_later_runs(db_url: str) -> None:
         assert [d.name for d in queries.list_devices(session)] == ["jetson", "raspi4"]
 
 
-def test_list_measurements_filters(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_list_measurements_filters(database_url: str) -> None:
+    with session_scope(database_url) as session:
         queries.ingest_batch(session, batch=batch("a", [block_record(0, "k3_e1", 1.0), block_record(1, "skip", 1.1)]))
         queries.ingest_batch(session, batch=batch("b", [block_record(0, "k3_e1", 2.0)]))
         fixed = MeasurementRecord(target="fixed", key=f"{SPACE}/stem", space=SPACE, latency_ms=0.7)
         queries.ingest_batch(session, batch=batch("c", [fixed], device="jetson"))
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         def latencies(**filters: object) -> list[float]:
             return [m.latency_ms for m in queries.list_measurements(session, **filters)]
 
@@ -111,19 +112,19 @@ def test_list_measurements_filters(db_url: str) -> None:
         assert latencies(space=SPACE, limit=2, offset=1) == [1.1, 2.0]
 
 
-def test_measured_keys_are_per_device_and_environment(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_measured_keys_are_per_device_and_environment(database_url: str) -> None:
+    with session_scope(database_url) as session:
         queries.ingest_batch(session, batch=batch("a", [block_record(0, "k3_e1", 1.0)], environment_key="env1"))
         queries.ingest_batch(session, batch=batch("b", [block_record(1, "k3_e1", 1.0)], environment_key="env2"))
         queries.ingest_batch(
             session, batch=batch("c", [block_record(2, "k3_e1", 1.0)], device="jetson", environment_key="env1")
         )
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert queries.measured_keys(session, device="raspi4", environment_key="env1") == {f"{SPACE}/L0/k3_e1"}
 
 
-def test_predictor_versions(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_predictor_versions(database_url: str) -> None:
+    with session_scope(database_url) as session:
         queries.get_or_create_device(session, name="raspi4")
         for r2 in (0.5, 0.9):
             queries.save_predictor(
@@ -135,29 +136,29 @@ def test_predictor_versions(db_url: str) -> None:
         with pytest.raises(ValueError, match="unknown device 'pixel3'"):
             queries.save_predictor(session, device="pixel3", space=SPACE, kind="gbdt", artifact=b"", metrics={},
                                    meta={})
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         newest = {p.kind: (p.version, p.metrics) for p in queries.latest_predictors(session, device="raspi4")}
         assert newest == {"gbdt": (2, {"r2": 0.9}), "lookup": (1, {})}
 
 
-def test_tokens_are_stored_hashed_and_can_be_revoked(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_tokens_are_stored_hashed_and_can_be_revoked(database_url: str) -> None:
+    with session_scope(database_url) as session:
         token = queries.create_token(session, name="agent-pi", device="raspi4")
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         found = queries.find_token(session, token=token)
         assert found is not None and found.device == "raspi4" and found.token_hash != token
         assert queries.find_token(session, token=token + "x") is None
         assert queries.revoke_token(session, name="agent-pi")
         assert not queries.revoke_token(session, name="nobody")
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert queries.find_token(session, token=token) is None
 
 
-def test_search_jobs(db_url: str) -> None:
-    with session_scope(db_url) as session:
+def test_search_jobs(database_url: str) -> None:
+    with session_scope(database_url) as session:
         queries.create_job(session, uid="j1", method="asng", space=SPACE, config={"epochs": 1})
         queries.create_job(session, uid="j2", method="random", space=SPACE, config={})
-    with session_scope(db_url) as session:
+    with session_scope(database_url) as session:
         assert queries.get_job(session, uid="j1").config == {"epochs": 1}
         assert [j.uid for j in queries.list_jobs(session, method="random")] == ["j2"]
         assert [j.uid for j in queries.list_jobs(session, status="running")] == ["j1", "j2"]

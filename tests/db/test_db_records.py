@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -60,6 +61,16 @@ def test_valid_records() -> None:
         ({"key": ""}, ["key", "at least 1 character"]),
         ({"target": "layer"}, ["target", "'block', 'fixed', 'config' or 'model'"]),
         ({"source": "guessed"}, ["source", "'measured' or 'imported'"]),
+        ({"key": "k" * 513, "target": "config"}, ["key", "at most 512 characters"]),
+        ({"op_key": "o" * 129}, ["op_key", "at most 128 characters"]),
+        ({"target": "config", "space": None, "layer": 2**31}, ["layer", "less than or equal to 2147483647"]),
+        ({"repeats": 2**31}, ["repeats", "less than or equal to 2147483647"]),
+        ({"flops": 2**63}, ["flops", "less than or equal to 9223372036854775807"]),
+        ({"target": "config", "key": "a\x00b"}, ["key", "text contains a NUL character"]),
+        ({"op_key": "conv\udc80"}, ["op_key", "nicode"]),  # pydantic's own message or ours
+        ({"raw": {"times": [1.0, math.nan]}}, ["raw", "value.times[1] is nan: JSON numbers must be finite"]),
+        ({"config": {"macs": math.inf}}, ["config", "value.macs is inf"]),
+        ({"config": {"note": "a\x00"}}, ["config", "value.note contains a NUL character"]),
     ],
     ids=lambda value: str(value)[:40] if isinstance(value, dict) else None,
 )
@@ -79,7 +90,15 @@ def test_fixed_and_model_records_name_the_bad_part() -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
-    [({"device": "my laptop!"}, "device"), ({"uid": ""}, "uid"), ({"status": "paused"}, "status")],
+    [
+        ({"device": "my laptop!"}, "device"), ({"uid": ""}, "uid"), ({"status": "paused"}, "status"),
+        ({"uid": "u" * 65}, "uid"), ({"uid": "r\x001"}, "uid"), ({"host": "h" * 256}, "host"),
+        ({"host": "pi\ud800"}, "host"), ({"device_kind": "k" * 33}, "device_kind"),
+        ({"environment_key": "e" * 65}, "environment_key"), ({"device_description": "a\x00"}, "device_description"),
+        ({"environment": {"load": [0.5, math.nan]}}, "environment"), ({"settings": {"x": math.inf}}, "settings"),
+        ({"device_facts": {"cpu": "\udfff"}}, "device_facts"),
+        ({"started_at": "0001-01-01T00:00:00+05:00"}, "started_at"),
+    ],
 )
 def test_invalid_runs(overrides: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:
@@ -101,3 +120,18 @@ def test_batch_refuses_one_bad_record_with_its_position() -> None:
             {"run": {"uid": "r1", "device": "pi4"}, "measurements": [block(), block(latency_ms=math.nan)]}
         )
     assert info.value.errors()[0]["loc"][:3] == ("measurements", 1, "latency_ms")
+
+
+def test_run_times_are_kept_in_utc() -> None:
+    run = RunRecord(uid="r1", device="pi4", started_at="2026-05-01T12:00:00+02:00", finished_at="2026-05-01T12:00:00")
+    assert (run.started_at.isoformat(), run.finished_at.isoformat()) == (
+        "2026-05-01T10:00:00+00:00", "2026-05-01T12:00:00+00:00"
+    )
+
+
+def test_a_lone_surrogate_in_json_text_is_refused_naming_the_field() -> None:
+    """As the service parses it (json.loads keeps an unpaired UTF-16 escape as a lone surrogate)."""
+    body = '{"run": {"uid": "r1", "device": "pi4", "host": "pi\\ud800"}, "measurements": []}'
+    with pytest.raises(ValidationError) as info:
+        MeasurementBatch.model_validate(json.loads(body))
+    assert info.value.errors()[0]["loc"] == ("run", "host")

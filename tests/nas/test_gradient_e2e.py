@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import torch
 import yaml
@@ -19,12 +13,12 @@ from typer.testing import CliRunner
 
 from nas.cli import app
 from nas.latency_client import LatencyClient
+from pipeline.service import Service
 from predictor.topology import completion_latency, topology_luts
 from predictor.topology_file import load_topology
 from spaces import Architecture
 from tests.utils.api_data import build_service_db
 
-BIN = Path(sys.executable).parent
 SPACE = "fbnet-cifar100"
 CHAIN3 = {
     "name": "chain3",
@@ -36,47 +30,21 @@ CHAIN3 = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``splitnas-api serve`` on 127.0.0.1 over synthetic raspi4 / edgegpu tables (tests.utils.api_data)."""
+    """The latency service on 127.0.0.1 over synthetic raspi4 / edgegpu tables (tests.utils.api_data)."""
     directory = tmp_path_factory.mktemp("gradient-service")
     db_url = f"sqlite:///{directory / 'service.db'}"
     build_service_db(db_url)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with (directory / "server.log").open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "splitnas-api"), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db_url,
-             "--no-access-log", "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, (directory / "server.log").read_text()
-                try:
-                    if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with Service(db_url, log=directory / "server.log") as running:
+        yield running.url
 
 
 def search_args(topology: Path, url: str, db: str, output: Path, *extra: str) -> list[str]:
     return [
         "search", "--method", "gradient", "--topology", str(topology), "--space", SPACE, "--predictor-url", url,
-        "--data", "synthetic", "--data-limit", "16", "--epochs", "1,1,1", "--steps-per-epoch", "1",
+        "--data", "synthetic", "--data-limit", "16", "--pretrain-epochs", "1", "--search-epochs", "1",
+        "--retrain-epochs", "1", "--steps-per-epoch", "1",
         "--batch-size", "8", "--t-th", "30", "--device", "cpu", "--db", db, "--output", str(output), *extra,
     ]
 
@@ -89,8 +57,8 @@ def test_gradient_search_on_a_chain_against_the_service(service: str, tmp_path: 
     runner = CliRunner(env={"COLUMNS": "250"})
     result = runner.invoke(app, search_args(topology_file, service, db, tmp_path / "fixed.json", "--quiet"))
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, search_args(topology_file, service, db, tmp_path / "searched.json", "--search-splits",
-                                            "--latency-loss", "log"))
+    result = runner.invoke(app, search_args(topology_file, service, db, tmp_path / "searched.json",
+                                            "--gradient-search-splits", "--gradient-latency-loss", "log"))
     assert result.exit_code == 0, result.output
     assert "split points" in result.output and "(searched)" in result.output
 

@@ -9,11 +9,11 @@ import pytest
 
 from nas.latency import LatencyModel, SplitLatencyModel, TopologyLatency
 from nas.latency_client import LatencyClient, LatencySourceError
+from pipeline.service import free_port
 from predictor.latency import Link, architecture_latency, split_latency
 from predictor.topology import completion_latency
 from predictor.topology_file import parse_topology
 from spaces import get_space, sample_architecture
-from tests.utils.ports import free_port
 from tests.utils.topologies import CHAIN, edited
 
 SPACE = "fbnet-cifar100"

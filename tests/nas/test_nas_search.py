@@ -17,6 +17,7 @@ from nas.data import ImageData, load_synthetic_data, subset
 from nas.jobs import load_jobs, run_search
 from nas.latency_client import LatencyClient
 from nas.methods import METHODS
+from nas.results import SCHEMA_VERSION, Job, SplitResult, read_job
 from predictor import fit_predictors
 from spaces import Architecture
 from tests.utils.factories import block_records, fixed_records, ingest, synthetic_ms
@@ -28,7 +29,7 @@ TINY = {
 # the gradient method searches a device topology file instead of one link (tests/nas/test_gradient_*.py)
 ONE_LINK_METHODS = sorted(set(METHODS) - {"gradient"})
 TINY_FLAGS = ["--data", "synthetic", "--data-limit", "32", "--batch-size", "8", "--steps-per-epoch", "1",
-              "--epochs", "1,2,1", "--predictor", "lookup"]
+              "--pretrain-epochs", "1", "--search-epochs", "2", "--retrain-epochs", "1", "--predictor", "lookup"]
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +43,19 @@ def client(hwnasbench_db: str) -> Iterator[LatencyClient]:
         yield latency_client
 
 
-def check_job(job: dict, method: str) -> None:
-    assert job["status"] == "completed" and job["method"] == method
-    result = job["result"]
-    arch = Architecture.parse(result["architecture"], job["space"])
-    assert arch.split == result["split"]
-    latency = result["latency"]
-    assert latency["head_ms"] + latency["comm_ms"] + latency["tail_ms"] == pytest.approx(latency["total_ms"])
-    assert latency["payload_elements"] == arch.payload(arch.split)
-    assert result["meets_t_th"] == (latency["total_ms"] <= job["config"]["t_th"])
-    assert 0 <= result["accuracy_at_loss"] <= 1 and 0 <= result["accuracy_clean"] <= 1
-    assert 0 < result["latency_time_s"] < result["wall_time_s"]
-    stages = [record["stage"] for record in job["history"]]
+def check_job(job: Job, method: str) -> None:
+    assert job.status == "completed" and job.method == method and job.error is None
+    result = job.result
+    assert isinstance(result, SplitResult) and result.schema_version == SCHEMA_VERSION
+    arch = Architecture.parse(result.architecture, job.space)
+    assert arch.split == result.split
+    latency = result.latency
+    assert latency.head_ms + latency.comm_ms + latency.tail_ms == pytest.approx(latency.total_ms)
+    assert latency.payload_elements == arch.payload(arch.split)
+    assert result.meets_t_th == (latency.total_ms <= job.config.t_th)
+    assert 0 <= result.accuracy_at_loss <= 1 and 0 <= result.accuracy_clean <= 1
+    assert 0 < result.latency_time_s < result.wall_time_s
+    stages = [record["stage"] for record in job.history]
     assert stages[0] == "pretrain" and stages[-1] == "retrain"
 
 
@@ -63,9 +65,9 @@ def test_every_method_runs_and_stores_its_job(
 ) -> None:
     job = run_search(SearchConfig(method=method, **TINY), db_url=db_url, data=tiny_data, client=client)
     check_job(job, method)
-    [stored] = load_jobs(db_url, uids=[job["uid"]])
-    assert stored["result"] == job["result"] and stored["status"] == "completed"
-    assert [r["epoch"] for r in stored["history"] if r["stage"] == "search"] == [1, 2]
+    [stored] = load_jobs(db_url, uids=[job.uid])
+    assert stored.result == job.result and stored.status == "completed"
+    assert [r["epoch"] for r in stored.search_records] == [1, 2]
 
 
 def test_supernet_cache_is_reused_and_checked(
@@ -74,20 +76,20 @@ def test_supernet_cache_is_reused_and_checked(
     cache = tmp_path / "supernet.pt"
     first = run_search(SearchConfig(method="nasc", supernet_cache=str(cache), **TINY), db_url=db_url,
                        data=tiny_data, client=client)
-    assert cache.is_file() and "loaded" not in first["history"][0]
+    assert cache.is_file() and "loaded" not in first.history[0]
     second = run_search(SearchConfig(method="nasc", supernet_cache=str(cache), **TINY), db_url=db_url,
                         data=tiny_data, client=client)
-    assert second["history"][0]["loaded"] == str(cache)
+    assert second.history[0]["loaded"] == str(cache)
     # every stage seeds its own randomness: loading the supernet changes nothing downstream
     for key in ("architecture", "accuracy_at_loss", "accuracy_clean", "convergence"):
-        assert second["result"][key] == first["result"][key]
-    assert [r["loss"] for r in second["history"][1:]] == [r["loss"] for r in first["history"][1:]]
+        assert getattr(second.result, key) == getattr(first.result, key)
+    assert [r["loss"] for r in second.history[1:]] == [r["loss"] for r in first.history[1:]]
     # HWNAS pre-trains without packet loss and without split points: another supernet
     with pytest.raises(ValueError, match="other settings .*drop.*search_splits"):
         run_search(SearchConfig(method="hwnas", supernet_cache=str(cache), **TINY), db_url=db_url,
                    data=tiny_data, client=client)
     failed = load_jobs(db_url, status="failed")
-    assert len(failed) == 1 and "other settings" in failed[0]["result"]["error"]
+    assert len(failed) == 1 and failed[0].result is None and "other settings" in (failed[0].error or "")
 
 
 def test_cli_search_against_the_service_then_report(service_url: str, db_url: str, tmp_path: Path) -> None:
@@ -97,33 +99,42 @@ def test_cli_search_against_the_service_then_report(service_url: str, db_url: st
     result = runner.invoke(app, ["search", "--method", "nasc", "--predictor-url", service_url, "--db", db_url,
                                  "--seed", "3", "--output", str(output), *TINY_FLAGS])
     assert result.exit_code == 0, result.output
-    job = json.loads(output.read_text())
+    job = read_job(json.loads(output.read_text()))
     check_job(job, "nasc")
-    assert job["result"]["latency_source"] == service_url
-    assert job["config"]["seed"] == 3 and job["config"]["pretrain_epochs"] == 1
-    for needle in ("search", "convergence", "total latency", "accuracy at loss 0.2", job["uid"]):
+    assert job.result is not None and job.result.latency_source == service_url
+    assert job.config.seed == 3 and job.config.pretrain_epochs == 1
+    for needle in ("search", "convergence", "total latency", "accuracy at loss 0.2", job.uid):
         assert needle in result.output
-    assert load_jobs(db_url, uids=[job["uid"]])[0]["result"] == job["result"]
+    assert load_jobs(db_url, uids=[job.uid])[0].result == job.result
 
     reports = tmp_path / "report"
     shown = runner.invoke(app, ["report", "--db", db_url, "--output-dir", str(reports)])
     assert shown.exit_code == 0, shown.output
-    assert job["uid"][:8] in shown.output
+    assert job.uid[:8] in shown.output
     pngs = sorted(p.name for p in reports.glob("*.png"))
-    assert pngs == ["accuracy_latency.png", f"convergence_nasc_{job['uid'][:8]}.png"]
+    assert pngs == ["accuracy_latency.png", f"convergence_nasc_{job.uid[:8]}.png"]
     assert all((reports / name).read_bytes().startswith(b"\x89PNG") for name in pngs)
+
+
+def flat(output: str) -> str:
+    """Click's error box as one line of words, whatever the terminal's width."""
+    return " ".join(output.replace("│", " ").split())
 
 
 def test_cli_refuses_bad_settings_with_readable_messages(db_url: str, hwnasbench_db: str) -> None:
     runner = CliRunner()
-    bad_epochs = runner.invoke(app, ["search", "--epochs", "1,2", "--db", db_url])
-    assert bad_epochs.exit_code == 2 and "PRETRAIN,SEARCH,RETRAIN" in bad_epochs.output
+    stored = len(load_jobs(hwnasbench_db))
+    bad_list = runner.invoke(app, ["search", "--dropout-set", "0,x", "--db", db_url])
+    assert bad_list.exit_code == 2 and "expected numbers separated by commas" in flat(bad_list.output)
     bad_loss = runner.invoke(app, ["search", "--loss", "1.5", "--db", db_url])
-    assert bad_loss.exit_code == 2 and "loss" in bad_loss.output
+    assert bad_loss.exit_code == 2 and "--loss: Input should be less than 1" in flat(bad_loss.output)
+    bad_nested = runner.invoke(app, ["search", "--gradient-arch-lr", "-1", "--db", db_url])
+    assert bad_nested.exit_code == 2 and "--gradient-arch-lr" in flat(bad_nested.output)
     unknown = runner.invoke(app, ["search", "--method", "nope", "--db", hwnasbench_db, *TINY_FLAGS])
     assert unknown.exit_code == 1 and "allowed:" in unknown.output and "nasc" in unknown.output
     no_table = runner.invoke(app, ["search", "--head-device", "jetson", "--db", hwnasbench_db, *TINY_FLAGS])
     assert no_table.exit_code == 1 and "jetson" in no_table.output
+    assert len(load_jobs(hwnasbench_db)) == stored, "a mistake is found before the job is stored"
 
 
 def test_extended_space_search_runs_end_to_end(db_url: str, tiny_data: ImageData) -> None:
@@ -137,4 +148,4 @@ def test_extended_space_search_runs_end_to_end(db_url: str, tiny_data: ImageData
     settings = {**TINY, "space": space, "t_th": 15.0, "search_epochs": 1}
     job = run_search(SearchConfig(method="nasc", **settings), db_url=db_url, data=tiny_data)
     check_job(job, "nasc")  # payload_elements == arch.payload(split): inside a bottleneck block when split there
-    assert job["space"] == space and job["config"]["t_th"] == 15.0
+    assert job.space == space and job.config.t_th == 15.0

@@ -21,12 +21,12 @@ import yaml
 
 from db.engine import session_scope
 from nas.expected_latency import ExpectedLatency
+from pipeline.service import Service
 from predictor import load_lut
 from predictor.latency import DeviceLUT, Link, batch_split_latency, split_latency
 from predictor.topology import topology_luts
 from predictor.topology_file import parse_topology
 from spaces import Architecture, get_space, sample_architecture
-from tests.api.conftest import Server
 from tests.utils.api_data import SPACE, build_service_db
 from tests.utils.synthetic_luts import synthetic_lut
 
@@ -56,11 +56,11 @@ MESH = {
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     directory = tmp_path_factory.mktemp("one-model")
     db_url = f"sqlite:///{directory / 'service.db'}"
     build_service_db(db_url)
-    server = Server(db_url, directory / "server.log")
+    server = Service(db_url, log=directory / "server.log")
     yield server
     server.stop()
 
@@ -119,7 +119,7 @@ def one_hot(arch: Architecture) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(("document", "splits"), [(CHAIN, (4, 12)), (MESH, (4, 9, 15))], ids=["chain", "mesh"])
 def test_service_cli_and_expected_latency_give_the_hand_computed_completion_latency(
-    served: Server, tmp_path: Path, document: dict, splits: tuple[int, ...]
+    served: Service, tmp_path: Path, document: dict, splits: tuple[int, ...]
 ) -> None:
     arch = Architecture.parse(ARCH, SPACE).with_splits(*splits)
     base = tables(served.db_url)
@@ -156,7 +156,7 @@ def test_service_cli_and_expected_latency_give_the_hand_computed_completion_late
         assert service["critical_branch"] in ("e1", "e2") and set(service["branch_ms"]) == {"e1", "e2"}
 
 
-def test_the_cli_refuses_an_unknown_kind_without_suggesting_a_failing_command(served: Server) -> None:
+def test_the_cli_refuses_an_unknown_kind_without_suggesting_a_failing_command(served: Service) -> None:
     run = subprocess.run([str(BIN / "predictor"), "predict", "--db", served.db_url, "-d", "raspi4", "--arch", ARCH,
                           "--kind", "nosuch"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2

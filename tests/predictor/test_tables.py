@@ -6,7 +6,9 @@ import io
 
 from rich.console import Console
 
+from nas.config import SearchConfig
 from nas.progress import jobs_table
+from nas.results import Job, SplitBreakdown, SplitResult
 from predictor.cli import _scores_table
 from predictor.tables import print_table
 
@@ -37,11 +39,13 @@ def test_scores_tables_keep_kind_names_and_numbers_whole() -> None:
 
 def test_jobs_table_shows_the_whole_architecture() -> None:
     arch = ",".join(["k3_e1", "k5_e6_g2", "skip", "k3_e6"] * 5 + ["k5_e3", "k3_e1_g2"]) + "@7"
-    job = {"uid": "0123456789abcdef", "method": "hwnas-nodropout", "status": "completed",
-           "config": {"seed": 0, "t_th": 30.0},
-           "result": {"architecture": arch, "split": 7, "meets_t_th": True, "latency": {"total_ms": 12.345},
-                      "accuracy_at_loss": 0.9123, "accuracy_clean": 0.934, "wall_time_s": 61.0,
-                      "latency_share": 0.0012}}
+    # only the fields the table shows (model_construct validates nothing)
+    result = SplitResult.model_construct(
+        architecture=arch, split=7, meets_t_th=True, latency=SplitBreakdown.model_construct(total_ms=12.345),
+        accuracy_at_loss=0.9123, accuracy_clean=0.934, wall_time_s=61.0, latency_share=0.0012,
+    )
+    job = Job.model_construct(uid="0123456789abcdef", method="hwnas-nodropout", status="completed",
+                              config=SearchConfig(seed=0, t_th=30.0), result=result)
     for width in (80, 120):
         console = Console(file=io.StringIO(), width=width, color_system=None)
         print_table(console, jobs_table([job]))  # as nas report prints it

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,13 @@ from typer.testing import CliRunner
 
 from db import queries, session_scope
 from db.records import MeasurementBatch, MeasurementRecord, RunRecord
+from pipeline.service import free_port
 from profiler.cli import app
 from profiler.upload import Spool, SpoolError
 
 TOKEN = "test-token-7f3a"
 FAST = ["--min-run-time", "0.003", "--max-run-time", "0.006", "--copies", "1", "--warmup", "1", "--no-progress",
         "--max-quiet-wait", "0"]  # never wait for quiet: the machine running the tests is shared
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

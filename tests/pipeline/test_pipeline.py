@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from db import queries, session_scope
-from nas.pipeline import Pipeline, PipelineConfig, PipelineError, port_is_free
-from tests.utils.ports import free_port
+from nas.results import SplitResult, read_job
+from pipeline.run import Pipeline, PipelineConfig, PipelineError
+from pipeline.service import free_port, port_is_free
+
+TINY_SEARCH = {"pretrain_epochs": 1, "search_epochs": 1, "retrain_epochs": 1, "steps_per_epoch": 1, "batch_size": 16,
+               "data_limit": 64}
 
 
 def tiny_config(tmp_path: Path, **overrides: object) -> PipelineConfig:
     settings = dict(
         report_dir=tmp_path / "report", db=f"sqlite:///{tmp_path / 'pipeline.db'}", models=2, min_run_time=0.01,
-        max_run_time=0.02,
-        port=free_port(), epochs="1,1,1", steps_per_epoch=1, batch_size=16, data_limit=64,
+        max_run_time=0.02, port=free_port(), search=TINY_SEARCH,
     )
     settings.update(overrides)
     return PipelineConfig(**settings)  # type: ignore[arg-type]
@@ -41,13 +46,13 @@ def test_pipeline_runs_end_to_end_and_twice(tmp_path: Path, hwnasbench_dir: Path
         assert f"</svg><figcaption>{caption}" in page
     assert "Scenario: head raspi4 → tail edgegpu" in page and "T_th 30 ms" in page
     summary = json.loads((config.report_dir / "summary.json").read_text())
-    assert {job["method"] for job in summary["jobs"]} == {"nasc", "hwnas"}
-    for job in summary["jobs"]:
-        assert job["status"] == "completed"
-        assert job["result"]["latency"]["head_device"] == "raspi4"
-        assert job["result"]["latency"]["tail_device"] == "edgegpu"
-        assert job["config"]["t_th"] == 30.0
-        assert job["result"]["architecture"] in page
+    jobs = [read_job(job) for job in summary["jobs"]]
+    assert {job.method for job in jobs} == {"nasc", "hwnas"}
+    for job in jobs:
+        assert job.status == "completed" and isinstance(job.result, SplitResult)
+        assert (job.result.latency.head_device, job.result.latency.tail_device) == ("raspi4", "edgegpu")
+        assert job.config.t_th == 30.0 and job.config.pretrain_epochs == 1  # the settings reached the search
+        assert job.result.architecture in page
     assert {row["device"] for row in summary["predictors"]} == {"local-cpu", "raspi4", "edgegpu"}
     with session_scope(config.db) as session:
         assert len(queries.list_jobs(session)) == 2
@@ -84,7 +89,27 @@ def test_pipeline_refuses_a_bad_hwnasbench_path(tmp_path: Path) -> None:
 def test_pipeline_without_hwnasbench_uses_the_local_cpu_as_head_and_tail(tmp_path: Path) -> None:
     config = tiny_config(tmp_path, methods=("nasc",))
     Pipeline(config, console=Console(width=120)).run()
-    job = json.loads((config.report_dir / "summary.json").read_text())["jobs"][0]
-    assert job["result"]["latency"]["head_device"] == job["result"]["latency"]["tail_device"] == "local-cpu"
-    assert job["config"]["bandwidth_mbps"] == 2.0
-    assert job["config"]["t_th"] > 0
+    job = read_job(json.loads((config.report_dir / "summary.json").read_text())["jobs"][0])
+    assert isinstance(job.result, SplitResult)
+    assert job.result.latency.head_device == job.result.latency.tail_device == "local-cpu"
+    assert job.config.bandwidth_mbps == 2.0
+    assert job.config.t_th > 0
+
+
+def test_pipeline_refuses_search_settings_it_chooses_or_that_are_invalid(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="search setting 'head_device' is chosen by the pipeline"):
+        Pipeline(tiny_config(tmp_path, search={"head_device": "raspi4"})).run()
+    with pytest.raises(PipelineError, match="search settings: loss: Input should be less than 1"):
+        Pipeline(tiny_config(tmp_path, search={"loss": 2})).run()
+    assert not (tmp_path / "pipeline.db").exists()
+
+
+def test_pipeline_command_passes_search_options(tmp_path: Path) -> None:
+    """``splitnas-pipeline --search-<field>``: derived from SearchConfig, refused before any work when wrong."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "splitnas-pipeline"), "--report-dir", str(tmp_path / "r"),
+         "--db", f"sqlite:///{tmp_path / 'pipeline.db'}", "--port", str(free_port()), "--search-loss", "1.5"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 1 and "search settings: loss: Input should be less than 1" in result.stderr
+    assert not (tmp_path / "pipeline.db").exists()

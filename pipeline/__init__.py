@@ -1,0 +1,1 @@
+"""The orchestrator above the packages: the main job end to end, and the service it starts (see README)."""
