@@ -63,7 +63,8 @@ class ExpectedLatency:
         missing = [n for n in self.device_names if n not in luts]
         if missing:
             raise TopologyError(f"{topology.source}: no latency table for device {missing[0]!r}")
-        layer_of, fronts, payloads, columns = [], [], [], []
+        layer_of, fronts, payloads = [], [], []
+        columns: list[tuple[int, str]] = []
         for layer in space.layers:
             for block in layer.blocks:
                 op = layer.op(block)
@@ -76,11 +77,11 @@ class ExpectedLatency:
             lut = luts[name]
             if lut.space != space.name:
                 raise TopologyError(f"latency table of {name!r} describes space {lut.space!r}, not {space.name!r}")
-            for c, (layer, block) in enumerate(columns):
-                value = lut.table[layer, lut.column(block)]
+            for c, (layer_index, block_name) in enumerate(columns):
+                value = lut.table[layer_index, lut.column(block_name)]
                 if math.isnan(value):
                     raise TopologyError(
-                        f"latency table of {name!r} has no value for block {block!r} at layer {layer}; "
+                        f"latency table of {name!r} has no value for block {block_name!r} at layer {layer_index}; "
                         "use a predictor that fills unmeasured entries"
                     )
                 table[d, c] = lut.scale * value
@@ -131,11 +132,11 @@ class ExpectedLatency:
         split_logits: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """E[T] in ms: at fixed ``splits``, or in expectation over the split distribution ``split_logits``."""
-        if (splits is None) == (split_logits is None):
-            raise ValueError("give either fixed splits or split_logits")
-        if splits is not None:
+        if splits is not None and split_logits is None:
             self.topology.check_splits(list(splits), self.n_layers, where="splits")
             return self.latencies(probs, torch.tensor([list(splits)], dtype=torch.long))[0]
+        if splits is not None or split_logits is None:
+            raise ValueError("give either fixed splits or split_logits")
         expected_shape = (self.topology.n_splits, self.n_layers + 1)
         if tuple(split_logits.shape) != expected_shape:
             raise ValueError(f"split_logits must have shape {expected_shape}, got {tuple(split_logits.shape)}")

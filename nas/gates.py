@@ -15,6 +15,7 @@ exponentials is what it was: the unsampled ops keep their probabilities.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -134,13 +135,16 @@ class GatedSupernet(Supernet):
         """Run ``paths[l]`` at layer l: one index, or candidates mixed as sum_j gates[l][j] * out_j."""
         for module in self.prefix.values():
             x = module(x)
-        for i, (ops, path) in enumerate(zip(self.layers, paths, strict=True)):
+        if len(paths) != len(self.layers):
+            raise ValueError(f"expected {len(self.layers)} paths, one per layer, got {len(paths)}")
+        for i, path in enumerate(paths):
             gate = gates[i] if gates is not None else None
             if isinstance(path, int) or gate is None:
                 index = path if isinstance(path, int) else path[0]
-                x = ops[int(index)](x)
+                x = self.op(i, int(index))(x)
                 continue
-            x = sum(g * ops[int(j)](x) for g, j in zip(gate, path, strict=True))
+            # a sum of tensors is a tensor (sum's start, 0, only types as int)
+            x = cast(torch.Tensor, sum(g * self.op(i, int(j))(x) for g, j in zip(gate, path, strict=True)))
         for module in self.suffix.values():
             x = module(x)
         return x

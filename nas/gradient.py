@@ -79,19 +79,24 @@ class GradientSearch:
         self.params.rescale_pairs(pairs, before)
         return {"ce": ce.item(), "expected_ms": expected.item(), "loss": loss.item()}
 
+    @torch.no_grad()
+    def _split_weights(self) -> torch.Tensor:
+        """Probability of each split tuple under the searched split logits."""
+        if self.params.split_logits is None:
+            raise RuntimeError("the split distribution exists only when the splits are searched")
+        return split_tuple_probs(self.params.split_logits.double(), self.expected.tuples)
+
     def most_likely_splits(self) -> tuple[int, ...]:
         if self.splits is not None:
             return self.splits
-        with torch.no_grad():
-            weights = split_tuple_probs(self.params.split_logits.double(), self.expected.tuples)
+        weights = self._split_weights()
         return tuple(int(k) for k in self.expected.tuples[int(weights.argmax())])
 
     def split_distribution(self, top: int = 5) -> list[dict[str, Any]]:
         """The ``top`` most likely split tuples with their probabilities (searched splits only)."""
         if self.splits is not None:
             return []
-        with torch.no_grad():
-            weights = split_tuple_probs(self.params.split_logits.double(), self.expected.tuples)
+        weights = self._split_weights()
         best = torch.argsort(weights, descending=True)[:top]
         return [{"splits": self.expected.tuples[i].tolist(), "p": float(weights[i])} for i in best]
 

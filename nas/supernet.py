@@ -8,7 +8,9 @@ the path of one architecture holds exactly the modules (and parameter names, up 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -76,7 +78,12 @@ class Supernet(nn.Module):
         """Number of candidate blocks per layer."""
         return [len(layer.blocks) for layer in self.space.layers]
 
-    def architecture(self, blocks: Sequence[int], split: int | None = None) -> Architecture:
+    def op(self, layer: int, block: int) -> nn.Module:
+        """The candidate module of ``block`` at ``layer``."""
+        # ModuleList indexes to a plain Module; every entry of self.layers is itself a ModuleList
+        return cast(nn.ModuleList, self.layers[layer])[block]
+
+    def architecture(self, blocks: Sequence[int] | np.ndarray, split: int | None = None) -> Architecture:
         names = tuple(layer.blocks[int(b)].name for layer, b in zip(self.space.layers, blocks, strict=True))
         return Architecture(self.space, names, () if split is None else (int(split),))
 
@@ -84,24 +91,24 @@ class Supernet(nn.Module):
         """Per-layer block indices of ``arch``."""
         return [layer.block_names.index(name) for layer, name in zip(self.space.layers, arch.blocks, strict=True)]
 
-    def _split_inside(self, blocks: Sequence[int], split: int) -> bool:
+    def _split_inside(self, blocks: Sequence[int] | np.ndarray, split: int) -> bool:
         return split > 0 and self._bottleneck[split - 1][int(blocks[split - 1])]
 
-    def head(self, x: torch.Tensor, blocks: Sequence[int], split: int) -> torch.Tensor:
+    def head(self, x: torch.Tensor, blocks: Sequence[int] | np.ndarray, split: int) -> torch.Tensor:
         """The part before the split: prefix and layers 0..split-1 (only the front of a split bottleneck)."""
         for module in self.prefix.values():
             x = module(x)
         for i in range(split):
-            op = self.layers[i][int(blocks[i])]
-            x = op.front(x) if i == split - 1 and self._split_inside(blocks, split) else op(x)
+            op = self.op(i, int(blocks[i]))
+            x = op.get_submodule("front")(x) if i == split - 1 and self._split_inside(blocks, split) else op(x)
         return x
 
-    def tail(self, x: torch.Tensor, blocks: Sequence[int], split: int) -> torch.Tensor:
+    def tail(self, x: torch.Tensor, blocks: Sequence[int] | np.ndarray, split: int) -> torch.Tensor:
         """The part after the split, through the classifier."""
         if self._split_inside(blocks, split):
-            x = self.layers[split - 1][int(blocks[split - 1])].back(x)
+            x = self.op(split - 1, int(blocks[split - 1])).get_submodule("back")(x)
         for i in range(split, len(self.layers)):
-            x = self.layers[i][int(blocks[i])](x)
+            x = self.op(i, int(blocks[i]))(x)
         for module in self.suffix.values():
             x = module(x)
         return x

@@ -113,8 +113,8 @@ def pretrained_supernet(ctx: SearchContext, *, search_splits: bool, drop: float)
 
 @torch.no_grad()
 def sc_loss(
-    ctx: SearchContext, supernet: Supernet, x: torch.Tensor, y: torch.Tensor, blocks: Sequence[int], split: int,
-    rates: Sequence[float],
+    ctx: SearchContext, supernet: Supernet, x: torch.Tensor, y: torch.Tensor, blocks: Sequence[int] | np.ndarray,
+    split: int, rates: Sequence[float],
 ) -> float:
     """l_SC: the mean over ``rates`` of the cross-entropy with that packet loss at the split (head run once)."""
     payload = supernet.head(x, blocks, split)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Measurement
 from spaces import Architecture, Op, SearchSpace, SpaceError, get_space
+from spaces.errors import InvalidLayerError, UnknownSpaceError
 
 OP_TARGETS = ("block", "fixed", "config")
 
@@ -130,12 +131,25 @@ def op_from_config(config: dict[str, Any]) -> Op:
     return Op(**fields)
 
 
+def _space_of(row: Measurement) -> SearchSpace:
+    if row.space is None:
+        raise UnknownSpaceError(f"measurement {row.key!r} names no search space")
+    return get_space(row.space)
+
+
+def _place_of(row: Measurement) -> tuple[int, str]:
+    """The (layer, block) a block measurement timed."""
+    if row.layer is None or row.block is None:
+        raise InvalidLayerError(f"block measurement {row.key!r} names no layer and block")
+    return row.layer, row.block
+
+
 def op_of_row(row: Measurement) -> Op:
     """The op a block, fixed or config measurement timed."""
     if row.target == "block":
-        return get_space(row.space).op(row.layer, row.block)
+        return _space_of(row).op(*_place_of(row))
     if row.target == "fixed":
-        return get_space(row.space).fixed(row.key.rsplit("/", 1)[-1]).op
+        return _space_of(row).fixed(row.key.rsplit("/", 1)[-1]).op
     if row.op_key:
         return op_from_key(row.op_key)
     if "kind" in (row.config or {}):
@@ -154,7 +168,7 @@ def _same_place(space: SearchSpace, row: Measurement, op: Op) -> bool:
     """Whether a block or fixed row of another space measured the op ``space`` has at the same place."""
     try:
         if row.target == "block":
-            return space.op(row.layer, row.block) == op
+            return space.op(*_place_of(row)) == op
         if row.target == "fixed":
             return space.fixed(row.key.rsplit("/", 1)[-1]).op == op
     except SpaceError:

@@ -184,7 +184,7 @@ def lut_from_predictors(
         )
     values = np.empty(len(ops))
     values[answerable] = primary.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if ok])
-    if not answerable.all():
+    if fallback is not None and not answerable.all():  # without a fallback, all are answerable (checked above)
         values[~answerable] = fallback.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if not ok])
     correction = primary.correction_
     values = np.array([correction.op_ms(op, value) for op, value in zip(ops, values, strict=True)])
@@ -198,7 +198,7 @@ def lut_from_predictors(
         if measured[layer, b]:
             iqr[layer, b] = primary.iqr_ms(op)
     fixed = {f.name: float(v) for f, v in zip(space.fixed_layers, values[len(entries):], strict=True)}
-    name = primary.kind if answerable.all() else f"{primary.kind}+{fallback.kind}"
+    name = primary.kind if fallback is None or answerable.all() else f"{primary.kind}+{fallback.kind}"
     return DeviceLUT(
         device=primary.device_, space=space.name, blocks=blocks, table=table, fixed=fixed, measured=measured,
         iqr=iqr, predictor=name, scale=correction.scale, call_ms=correction.ms_per_call,
@@ -240,7 +240,7 @@ def load_lut(
     lut = lut_from_predictors(
         load_artifact(primary.artifact), load_artifact(fallback.artifact) if fallback is not None else None
     )
-    lut.meta |= _lut_meta([primary, fallback] if "+" in lut.predictor else [primary])
+    lut.meta |= _lut_meta([primary, fallback] if fallback is not None and "+" in lut.predictor else [primary])
     return lut
 
 

@@ -79,7 +79,7 @@ class GBDTPredictor(LatencyPredictor):
 
     def fit_summary(self) -> dict[str, Any]:
         importances = dict(zip(self.features_, split_gains(self.model_, len(self.features_)).tolist(), strict=True))
-        top = sorted(importances, key=importances.get, reverse=True)[:5]
+        top = sorted(importances, key=importances.__getitem__, reverse=True)[:5]
         cost_model = dict(zip(COST_TERMS, self.cost_ms_per_unit_, strict=True))
         return {"n_estimators": self.n_estimators, "top_features": top, "cost_ms_per_unit": cost_model}
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast, overload
 
 import numpy as np
 from array_api_compat import array_namespace
@@ -38,6 +38,10 @@ class Link:
         """T_comm = q * n / r, in milliseconds."""
         return self.payload_bytes(elements) * 8 / (self.bandwidth_mbps * 1e6) * 1e3
 
+    @overload
+    def payload_bytes(self, elements: float) -> float: ...
+    @overload
+    def payload_bytes(self, elements: np.ndarray) -> np.ndarray: ...
     def payload_bytes(self, elements: float | np.ndarray) -> float | np.ndarray:
         """Bytes that ``elements`` tensor elements take on this link (q / 8 per element)."""
         return elements * self.bits / 8
@@ -62,8 +66,9 @@ class DeviceLUT:
     blocks: tuple[str, ...]
     table: np.ndarray
     fixed: dict[str, float]
-    measured: np.ndarray | None = None
-    iqr: np.ndarray | None = None
+    # left out, they default to "nothing measured" and "no spread"; __post_init__ fills them, so never None after
+    measured: np.ndarray = cast(np.ndarray, None)
+    iqr: np.ndarray = cast(np.ndarray, None)
     predictor: str = "lookup"
     scale: float = 1.0
     call_ms: float = 0.0
@@ -133,10 +138,11 @@ class DeviceLUT:
         def array(rows: list[list[float | None]]) -> np.ndarray:
             return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
 
+        table = array(data["table"])
         return cls(
-            device=data["device"], space=data["space"], blocks=tuple(data["blocks"]), table=array(data["table"]),
+            device=data["device"], space=data["space"], blocks=tuple(data["blocks"]), table=table,
             fixed=dict(data["fixed"]), measured=np.array(data["measured"], dtype=bool),
-            iqr=array(data["iqr"]) if data.get("iqr") is not None else None,
+            iqr=array(data["iqr"]) if data.get("iqr") is not None else np.full(table.shape, np.nan),
             predictor=data.get("predictor", "lookup"), scale=float(data.get("scale", 1.0)),
             call_ms=float(data.get("call_ms", 0.0)), meta=dict(data.get("meta", {})),
         )

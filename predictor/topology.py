@@ -126,7 +126,7 @@ class Topology:
         if "splits" in self.assignment:
             splits = tuple(self.assignment["splits"])
         else:
-            splits = self._splits_from_layers(n_layers)
+            splits = self._splits_from_layers(self.assignment["layers"], n_layers)
         self.check_splits(splits, n_layers)
         return splits
 
@@ -147,8 +147,7 @@ class Topology:
                 f"first and the last runs at least one layer), got {list(splits)}", where=where,
             )
 
-    def _splits_from_layers(self, n_layers: int) -> tuple[int, ...]:
-        layers = self.assignment["layers"]
+    def _splits_from_layers(self, layers: Mapping[str, Any], n_layers: int) -> tuple[int, ...]:
         ranges: list[tuple[str, tuple[int, int] | None]] = []
         for i, stage in enumerate(self.stages):
             ranges.append(self._stage_range(stage, layers, i))

@@ -225,9 +225,10 @@ def _parse_branches(
         return names, [1.0 / len(names)] * len(names)
     if any(s is None for s in shares):
         raise fail("branches", "give a share for every branch or for none (equal shares)")
-    if not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
-        raise fail("branches", f"shares must add up to 1, got {sum(shares):g}")
-    return names, [float(s) for s in shares]
+    given = [float(s) for s in shares if s is not None]
+    if not math.isclose(sum(given), 1.0, abs_tol=1e-6):
+        raise fail("branches", f"shares must add up to 1, got {sum(given):g}")
+    return names, given
 
 
 def _parse_assignment(value: Any, fail: Callable[[str, str], TopologyError]) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.records import MeasurementBatch, MeasurementRecord, RunRecord
+from db.records import MeasurementBatch, MeasurementRecord, RunRecord, Target
 from spaces import Op, SearchSpace, get_space
 
 PICKLE_NAME = "hwnasbench_fbnet_lut.pickle"
@@ -57,7 +57,7 @@ class Slot:
     """One row the import writes per device: a (layer, block) or fixed layer of a space, and its key."""
 
     space: str
-    target: str
+    target: Target
     key: str
     op: Op
     layer: int | None = None

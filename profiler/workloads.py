@@ -50,10 +50,7 @@ def op_workload(op: Op, *, copies: int, device: str = "cpu", seed: int = 0) -> W
 def model_workload(arch: Architecture, *, device: str = "cpu", seed: int = 0) -> Workload:
     """The whole network end to end, or with one split point its head (the first part) alone."""
     torch.manual_seed(seed)
-    if arch.splits:
-        module = build_parts(arch.with_splits(arch.split))[0]
-    else:
-        module = build_network(arch)
-    module = _prepare(module, device)
+    network: nn.Module = build_parts(arch.with_splits(arch.split))[0] if arch.splits else build_network(arch)
+    module = _prepare(network, device)
     x = torch.randn(1, 3, arch.space.input_size, arch.space.input_size, device=device)
     return Workload(lambda: module(x), 1, (module,))

@@ -190,7 +190,8 @@ def _runtime_of(database_url: str, device: str) -> str | None:
 async def lut_figure(
     cache: CacheDep, settings: SettingsDep, device: Annotated[str, Query()],
     space: Annotated[str, Query()] = DEFAULT_SPACE,
-    predictor: Annotated[PredictorKind, Query()] = "auto",
+    # a Literal of the registered kinds, built at import time: FastAPI validates it, mypy cannot read it
+    predictor: Annotated[PredictorKind, Query()] = "auto",  # type: ignore[valid-type]
 ) -> dict[str, Any]:
     """The heat map of the table ``GET /lut`` serves (the same cached entry), with its ETag."""
     space_or_error(space, ["query", "space"])

@@ -74,13 +74,13 @@ class ASNG(Searcher):
         out[np.arange(len(samples))[:, None], np.arange(self.dims)[None, :], samples] = 1.0
         return out
 
-    def update(self, samples: np.ndarray, losses: Sequence[float]) -> None:
+    def update(self, samples: np.ndarray, losses: Sequence[float] | np.ndarray) -> None:
         """One ASNG step; a tie (all utilities zero) or a zero gradient leaves everything unchanged."""
-        samples, losses = self._check_told(samples, losses)
-        utilities = ranking_utilities(losses, self.rho)
+        told, values = self._check_told(samples, losses)
+        utilities = ranking_utilities(values, self.rho)
         if not utilities.any():
             return
-        grad = np.mean(utilities[:, None, None] * (self.one_hot(samples) - self.theta), axis=0)
+        grad = np.mean(utilities[:, None, None] * (self.one_hot(told) - self.theta), axis=0)
         if np.abs(grad).max() < 1e-18:
             return
         direction = self.fisher_direction(grad)

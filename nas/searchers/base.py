@@ -37,7 +37,7 @@ class Searcher:
     def sample(self, n: int) -> np.ndarray:
         raise NotImplementedError
 
-    def update(self, samples: np.ndarray, losses: Sequence[float]) -> None:
+    def update(self, samples: np.ndarray, losses: Sequence[float] | np.ndarray) -> None:
         raise NotImplementedError
 
     @property
@@ -48,18 +48,18 @@ class Searcher:
     def convergence(self) -> float:
         raise NotImplementedError
 
-    def _check_told(self, samples: np.ndarray, losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        samples = np.asarray(samples, dtype=int)
-        losses = np.asarray(losses, dtype=float)
-        if samples.ndim != 2 or samples.shape[1] != self.dims or len(losses) != len(samples):
+    def _check_told(self, samples: np.ndarray, losses: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        told = np.asarray(samples, dtype=int)
+        values = np.asarray(losses, dtype=float)
+        if told.ndim != 2 or told.shape[1] != self.dims or len(values) != len(told):
             raise ValueError(
-                f"expected ({len(losses)}, {self.dims}) samples for {len(losses)} losses, got shape {samples.shape}"
+                f"expected ({len(values)}, {self.dims}) samples for {len(values)} losses, got shape {told.shape}"
             )
-        if ((samples < 0) | (samples >= self.categories)).any():
+        if ((told < 0) | (told >= self.categories)).any():
             raise ValueError("samples hold values outside their variable's categories")
-        if not np.isfinite(losses).all():
-            raise ValueError(f"losses must be finite, got {losses.tolist()}")
-        return samples, losses
+        if not np.isfinite(values).all():
+            raise ValueError(f"losses must be finite, got {values.tolist()}")
+        return told, values
 
 
 class BestSeen:

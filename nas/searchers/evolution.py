@@ -43,10 +43,10 @@ class RegularizedEvolution(Searcher):
         child[i] = (child[i] + self.rng.integers(1, self.categories[i])) % self.categories[i]
         return child
 
-    def update(self, samples: np.ndarray, losses: Sequence[float]) -> None:
-        samples, losses = self._check_told(samples, losses)
-        self.population.extend(zip(samples.copy(), losses.tolist(), strict=True))
-        self.best.add(samples, losses)
+    def update(self, samples: np.ndarray, losses: Sequence[float] | np.ndarray) -> None:
+        told, values = self._check_told(samples, losses)
+        self.population.extend(zip(told.copy(), values.tolist(), strict=True))
+        self.best.add(told, values)
 
     @property
     def most_likely(self) -> np.ndarray:

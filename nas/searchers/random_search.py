@@ -20,7 +20,7 @@ class RandomSearch(Searcher):
     def sample(self, n: int) -> np.ndarray:
         return self.uniform(n)
 
-    def update(self, samples: np.ndarray, losses: Sequence[float]) -> None:
+    def update(self, samples: np.ndarray, losses: Sequence[float] | np.ndarray) -> None:
         self.best.add(*self._check_told(samples, losses))
 
     @property
