@@ -13,6 +13,7 @@ from functools import cache
 from anyio import to_thread
 from fastapi import Depends, FastAPI
 
+from api.body_guard import BodyGuard
 from api.cache import LUTCache
 from api.deps import require_token
 from api.errors import add_error_handlers
@@ -49,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.cache = LUTCache(url, ttl_s=settings.api_cache_ttl_s,
                                on_build=lambda reason: metrics.table_builds.labels(reason).inc())
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyGuard, database_url=url, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it times and counts refused bodies too
     add_error_handlers(app)
 
     # write routes always take a token; with read auth every other route does too (the same dependency,
