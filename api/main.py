@@ -17,6 +17,7 @@ from api.body_guard import BodyGuard
 from api.cache import LUTCache
 from api.deps import require_token
 from api.errors import add_error_handlers
+from api.fit_jobs import FitJobs
 from api.metrics import MetricsMiddleware, ServiceMetrics
 from api.routers import architectures, devices, health, latency, lut, measurements, predictors, spaces, ui
 from db.config import Settings, get_settings
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.cache = LUTCache(url, ttl_s=settings.api_cache_ttl_s,
                                on_build=lambda reason: metrics.table_builds.labels(reason).inc())
+    app.state.fit_jobs = FitJobs(url, app.state.cache)
     app.add_middleware(BodyGuard, database_url=url, max_body_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it times and counts refused bodies too
     add_error_handlers(app)
