@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Target
-from tests.utils.api_data import device_records, fit, upload
+from tests.utils.api_data import device_records, fit, measurement_batch, upload
 
 KINDS = ["lookup", "flops-linear"]
 
@@ -127,3 +127,21 @@ def test_fit_needs_a_token_for_the_device(api: Target) -> None:
     response = api.client.post("/predictors/fit", json=body, headers=api.auth(device="raspi4"))
     assert response.status_code == 403
     assert response.json()["detail"][0]["loc"] == ["body", "device"]
+
+
+def test_uploads_during_a_refit_on_a_real_server_are_all_stored(server, fresh_device: str) -> None:  # noqa: ANN001
+    """A real uvicorn on a SQLite file: a refit holds no write lock that uploads would wait on."""
+    from tests.utils.api_data import create_token
+
+    auth = {"Authorization": f"Bearer {create_token(server.db_url, f'fit-{fresh_device}')}"}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        upload(client, fresh_device, device_records(fresh_device, gflops=2.0), auth)
+        started = client.post("/predictors/fit", json={"device": fresh_device, "kinds": ["gbdt"]}, headers=auth)
+        assert started.status_code == 202
+        statuses = []
+        while client.get(started.headers["Location"]).json()["status"] == "running" or not statuses:
+            batch = device_records(fresh_device, gflops=4.0)[:20]
+            statuses.append(client.post("/measurements", json=measurement_batch(fresh_device, batch),
+                                        headers=auth).status_code)
+        assert statuses and set(statuses) == {201}
+        assert client.get(started.headers["Location"]).json()["status"] == "done"
