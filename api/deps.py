@@ -108,16 +108,21 @@ class TokenInfo:
             raise forbidden(loc, f"token {self.name!r} may write only for device {self.device!r}, not {device!r}")
 
 
-def require_token(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> TokenInfo:
-    """The caller's valid token, or 401."""
+def check_token(session: Session, credentials: HTTPAuthorizationCredentials | None) -> TokenInfo:
+    """The caller's valid token, or 401 (the routes' dependency and the body guard both ask this)."""
     if credentials is None:
         raise unauthorized("this endpoint needs 'Authorization: Bearer <token>' (splitnas-api token create NAME)")
     row = queries.find_token(session, token=credentials.credentials)
     if row is None:
         raise unauthorized("the bearer token is unknown or revoked")
     return TokenInfo(row.name, row.device)
+
+
+def require_token(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> TokenInfo:
+    """The caller's valid token, or 401."""
+    return check_token(session, credentials)
 
 
 TokenDep = Annotated[TokenInfo, Depends(require_token)]

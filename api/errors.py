@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorPublic
 
 Loc = Sequence[str | int]
+log = logging.getLogger(__name__)
+# what FastAPI raises (400, plain string) when a body cannot be decoded at all, e.g. bytes that are not UTF-8
+UNPARSEABLE_BODY = "There was an error parsing the body"
 
 
 class FieldError(HTTPException):
@@ -79,6 +85,48 @@ async def validation_error_handler(_request: Request, exc: RequestValidationErro
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+def error_body(loc: Loc, msg: str, kind: str) -> dict:
+    """The documented error shape for one error."""
+    return {"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}
+
+
+async def http_error_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Every HTTP error in the documented shape: Starlette's own (404 path, 405 method) carry a plain string."""
+    headers = getattr(exc, "headers", None)
+    if isinstance(exc.detail, list):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == UNPARSEABLE_BODY:
+        # the same answer as for malformed JSON: the body is a bad value
+        return JSONResponse(error_body(["body"], "the body is not valid UTF-8 JSON", "json_invalid"),
+                            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    loc = {404: ["path"], 405: ["method"]}.get(exc.status_code, [])
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(loc, str(exc.detail), kind), status_code=exc.status_code, headers=headers)
+
+
+async def database_error_handler(request: Request, exc: OperationalError) -> JSONResponse:
+    """503: the database cannot be reached or written now (read-only or full disk, a lock held too long)."""
+    log.error("database error on %s %s: %s", request.method, request.url.path, exc.orig)
+    msg = f"the database cannot serve this request now ({exc.orig}); nothing was stored, retry later"
+    return JSONResponse(error_body([], msg, "database_unavailable"), status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": "30"})
+
+
+async def server_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """500 in the documented shape, logged with the request (the server logs the traceback after it)."""
+    log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+    msg = f"internal error ({type(exc).__name__}); the server log has the traceback"
+    return JSONResponse(error_body([], msg, "internal_error"), status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app``, 5xx included, as ``{"detail": [{"loc", "msg", "type"}]}``."""
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(OperationalError, database_error_handler)
+    app.add_exception_handler(Exception, server_error_handler)
+
+
 ERROR_RESPONSES: dict[int | str, dict] = {
     code: {"model": ErrorPublic, "description": description}
     for code, description in {
@@ -91,5 +139,10 @@ AUTH_RESPONSES: dict[int | str, dict] = {
     403: {"model": ErrorPublic, "description": "the token is scoped to another device"},
 }
 BATCH_RESPONSES: dict[int | str, dict] = {
-    413: {"model": ErrorPublic, "description": "more entries than SPLITNAS_API_MAX_BATCH"},
+    413: {"model": ErrorPublic, "description": "more entries than SPLITNAS_API_MAX_BATCH, or a body over "
+          "SPLITNAS_API_MAX_BODY_BYTES"},
+}
+WRITE_RESPONSES: dict[int | str, dict] = {
+    503: {"model": ErrorPublic, "description": "the database cannot be written now (read-only or full disk); "
+          "nothing was stored, retry later"},
 }

@@ -12,11 +12,12 @@ from functools import cache
 
 from anyio import to_thread
 from fastapi import Depends, FastAPI
-from fastapi.exceptions import RequestValidationError
 
+from api.body_guard import BodyGuard
 from api.cache import LUTCache
 from api.deps import require_token
-from api.errors import validation_error_handler
+from api.errors import add_error_handlers
+from api.fit_jobs import FitJobs
 from api.metrics import MetricsMiddleware, ServiceMetrics
 from api.routers import architectures, devices, health, latency, lut, measurements, predictors, spaces, ui
 from db.config import Settings, get_settings
@@ -50,8 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.cache = LUTCache(url, ttl_s=settings.api_cache_ttl_s,
                                on_build=lambda reason: metrics.table_builds.labels(reason).inc())
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.state.fit_jobs = FitJobs(url, app.state.cache)
+    app.add_middleware(BodyGuard, database_url=url, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it times and counts refused bodies too
+    add_error_handlers(app)
 
     # write routes always take a token; with read auth every other route does too (the same dependency,
     # so a write route still looks its token up once); health and metrics stay open for probes and scrapers

@@ -418,6 +418,18 @@ class PredictorFitPublic(BaseModel):
     refreshed: list[str] = Field(description="cached tables swapped to the new predictors, as 'space/predictor'")
 
 
+class FitJobPublic(BaseModel):
+    id: str = Field(description="poll GET /predictors/fit/{id}")
+    status: Literal["running", "done", "failed"]
+    device: str
+    space: str
+    kinds: list[str]
+    created_at: datetime
+    finished_at: datetime | None = None
+    result: PredictorFitPublic | None = Field(default=None, description="when done: the fitted versions")
+    error: str | None = Field(default=None, description="when failed: what went wrong")
+
+
 # -- measurements, tokens, health ---------------------------------------------------------------------
 
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_read_auth: bool = Field(default=False, description="require a bearer token on read endpoints too")
     api_max_batch: int = Field(default=10_000, description="most queries accepted in one batch request")
+    api_max_body_bytes: int = Field(
+        default=16 * 2**20, description="largest request body accepted, in bytes (413 past it, counted while reading)"
+    )
     api_cache_ttl_s: float = Field(
         default=5.0, description="seconds the service serves a cached table before checking the database for new data"
     )

@@ -12,7 +12,16 @@ from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import CacheDep, MetricsDep, SessionDep, SettingsDep, TokenDep, check_device_known
-from api.errors import AUTH_RESPONSES, BATCH_RESPONSES, ERROR_RESPONSES, FieldError, many_invalid, not_found, too_large
+from api.errors import (
+    AUTH_RESPONSES,
+    BATCH_RESPONSES,
+    ERROR_RESPONSES,
+    WRITE_RESPONSES,
+    FieldError,
+    many_invalid,
+    not_found,
+    too_large,
+)
 from api.schemas import MeasurementPublic, UploadPublic
 from api.validation import space_or_error
 from db import queries
@@ -48,7 +57,7 @@ COLUMNS = list(MeasurementPublic.model_fields)
         200: {"model": UploadPublic, "description": "nothing new: every measurement was already stored"},
         409: {"description": "the run uid belongs to another device"},
     }
-    | ERROR_RESPONSES | AUTH_RESPONSES | BATCH_RESPONSES,
+    | ERROR_RESPONSES | AUTH_RESPONSES | BATCH_RESPONSES | WRITE_RESPONSES,
 )
 def post_measurements(
     batch: Annotated[MeasurementBatch, Body(openapi_examples=UPLOAD_EXAMPLES)], token: TokenDep, session: SessionDep,

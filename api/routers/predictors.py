@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from api.deps import CacheDep, SessionDep, TokenDep, check_device_known
+from api.deps import SessionDep, TokenDep, check_device_known
 from api.errors import AUTH_RESPONSES, ERROR_RESPONSES, not_found
-from api.schemas import PredictorFitCreate, PredictorFitPublic, PredictorPublic
+from api.fit_jobs import FitJob
+from api.schemas import ErrorPublic, FitJobPublic, PredictorFitCreate, PredictorPublic
 from api.validation import space_or_error
 from db import queries
-from predictor import PredictorNotFoundError, fit_predictors
 
 router = APIRouter(prefix="/predictors", tags=["predictors"])
 
@@ -35,20 +35,28 @@ def get_predictors(
     ]
 
 
-@router.post("/fit", response_model=PredictorFitPublic, responses=ERROR_RESPONSES | AUTH_RESPONSES)
-def post_fit(body: PredictorFitCreate, token: TokenDep, session: SessionDep, cache: CacheDep) -> dict:
-    """Refit a device's predictors on its measurements; readers keep the previous tables until the new are built."""
+@router.post(
+    "/fit", status_code=202, response_model=FitJobPublic,
+    responses={409: {"model": ErrorPublic, "description": "a fit of this device is running"}}
+    | ERROR_RESPONSES | AUTH_RESPONSES,
+)
+def post_fit(body: PredictorFitCreate, token: TokenDep, session: SessionDep, request: Request,
+             response: Response) -> FitJob:
+    """Start refitting a device's predictors in the background; poll the job. Readers keep the previous
+    tables until the new are built."""
     token.check_device(body.device, ["body", "device"])
     space_or_error(body.space, ["body", "space"])
     check_device_known(session, body.device, ["body", "device"])
-    try:
-        reports = fit_predictors(session, device=body.device, space=body.space, kinds=body.kinds)
-    except PredictorNotFoundError as exc:
-        raise not_found(["body", "device"], str(exc)) from None
-    session.commit()  # the new versions must be visible before the cached tables are rebuilt from them
-    refreshed = cache.refresh(body.device, body.space)
-    return {
-        "device": body.device, "space": body.space,
-        "reports": [{"kind": r.kind, "version": r.version, "metrics": r.metrics, "meta": r.meta} for r in reports],
-        "refreshed": [f"{space}/{kind}" for _device, space, kind in refreshed],
-    }
+    job = request.app.state.fit_jobs.start(body.device, body.space, list(body.kinds))
+    response.headers["Location"] = f"/predictors/fit/{job.id}"
+    return job
+
+
+@router.get("/fit/{job_id}", response_model=FitJobPublic, responses=ERROR_RESPONSES)
+def get_fit(job_id: Annotated[str, Path(description="the id POST /predictors/fit answered")],
+            request: Request) -> FitJob:
+    """A fit job: running, done (with the fitted versions) or failed (with the error)."""
+    job = request.app.state.fit_jobs.get(job_id)
+    if job is None:
+        raise not_found(["path", "job_id"], f"no fit job {job_id!r} in this service process")
+    return job

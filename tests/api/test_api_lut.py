@@ -9,6 +9,7 @@ import pytest
 from db.engine import session_scope
 from predictor import load_lut
 from tests.api.conftest import Target
+from tests.api.test_api_predictors_fit import run_fit
 from tests.utils.api_data import SPACE, device_records, fit, upload
 
 
@@ -45,9 +46,8 @@ def test_a_refit_on_new_data_changes_the_etag(api: Target, fresh_device: str) ->
     fit(api.db_url, fresh_device)
     first = api.client.get("/lut", params={"device": fresh_device})
     upload(api.client, fresh_device, device_records(fresh_device, gflops=6), auth)
-    refit = api.client.post("/predictors/fit", json={"device": fresh_device, "kinds": ["lookup", "flops-linear"]},
-                            headers=auth)
-    assert refit.status_code == 200
+    refit = run_fit(api.client, {"device": fresh_device, "kinds": ["lookup", "flops-linear"]}, auth)
+    assert refit["status"] == "done"
     second = api.client.get("/lut", params={"device": fresh_device}, headers={"If-None-Match": first.headers["etag"]})
     assert second.status_code == 200 and second.headers["etag"] != first.headers["etag"]
     assert second.json()["table"][7][7] == pytest.approx(first.json()["table"][7][7] / 2, rel=0.05)

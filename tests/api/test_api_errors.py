@@ -1,0 +1,72 @@
+"""Every error, 5xx included, is ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from db import queries
+from db.config import Settings
+from tests.api.conftest import Target
+from tests.utils.api_data import create_token, device_records, measurement_batch
+
+
+def assert_error_shape(body: dict) -> list[dict]:
+    assert set(body) == {"detail"} and body["detail"]
+    for item in body["detail"]:
+        assert isinstance(item["loc"], list) and isinstance(item["msg"], str) and item["msg"]
+        assert isinstance(item["type"], str)
+    return body["detail"]
+
+
+def test_a_body_that_is_not_utf8_is_a_422_naming_the_body(api: Target) -> None:
+    response = api.client.post("/latency/batch", content=b'{"queries": "\xff\xfe"}',
+                               headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert assert_error_shape(response.json())[0]["loc"][0] == "body"
+
+
+def test_malformed_json_is_a_422_naming_the_body(api: Target) -> None:
+    response = api.client.post("/latency/batch", content=b'{"queries": [', headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert assert_error_shape(response.json())[0]["type"] == "json_invalid"
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_shape(api: Target) -> None:
+    missing = api.client.get("/nowhere")
+    assert missing.status_code == 404 and assert_error_shape(missing.json())[0]["loc"] == ["path"]
+    wrong = api.client.delete("/latency")
+    assert wrong.status_code == 405 and assert_error_shape(wrong.json())[0]["loc"] == ["method"]
+
+
+def test_an_unhandled_exception_is_a_logged_500_in_the_error_shape(
+    service_db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(queries, "latest_predictors", broken)  # a bug in a query, as the route would meet it
+    app = create_app(Settings(database_url=service_db))
+    with TestClient(app, raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR, "api.errors"):
+        response = client.get("/predictors")
+    assert response.status_code == 500
+    assert assert_error_shape(response.json())[0]["type"] == "internal_error"
+    assert "RuntimeError" in caplog.text and "/predictors" in caplog.text
+
+
+def test_a_read_only_database_answers_uploads_with_503(service_db: str) -> None:
+    token = create_token(service_db, "agent")
+    path = Path(service_db.removeprefix("sqlite:///"))
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"  # the file as a read-only disk offers it (root ignores chmod)
+    body = measurement_batch("raspi4", device_records("raspi4", gflops=3.0)[:5])
+    with TestClient(create_app(Settings(database_url=read_only)), raise_server_exceptions=False) as client:
+        assert client.get("/devices").status_code == 200  # reads still work
+        response = client.post("/measurements", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 503
+    (item,) = assert_error_shape(response.json())
+    assert item["type"] == "database_unavailable" and "retry" in item["msg"]
+    assert response.headers["Retry-After"]
