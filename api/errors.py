@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -64,9 +64,15 @@ def forbidden(loc: Loc, msg: str) -> FieldError:
 
 
 def _echo(value: Any) -> Any:
-    """The bad input as the error shows it: small scalars only, non-finite numbers as text (JSON has none)."""
+    """The bad input as the error shows it: small scalars only, non-finite numbers as text (JSON has none),
+    strings that UTF-8 cannot encode (a lone surrogate) not at all."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
     if value is None or isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 200):
         return value
     return None
@@ -121,28 +127,34 @@ async def server_error_handler(request: Request, exc: Exception) -> JSONResponse
 
 def add_error_handlers(app: FastAPI) -> None:
     """Answer every error of ``app``, 5xx included, as ``{"detail": [{"loc", "msg", "type"}]}``."""
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.add_exception_handler(OperationalError, database_error_handler)
+    # Starlette types a handler's exception as Exception: a handler of a subclass does not type-check
+    app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, database_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, server_error_handler)
 
 
-ERROR_RESPONSES: dict[int | str, dict] = {
+def responses(*groups: Mapping[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route: these groups merged, later ones winning."""
+    return {code: response for group in groups for code, response in group.items()}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorPublic, "description": description}
     for code, description in {
         404: "an unknown device, run or predictor (the message lists what exists)",
         422: "a bad value: the message names the field and what is allowed",
     }.items()
 }
-AUTH_RESPONSES: dict[int | str, dict] = {
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "missing, invalid or revoked bearer token"},
     403: {"model": ErrorPublic, "description": "the token is scoped to another device"},
 }
-BATCH_RESPONSES: dict[int | str, dict] = {
+BATCH_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorPublic, "description": "more entries than SPLITNAS_API_MAX_BATCH, or a body over "
           "SPLITNAS_API_MAX_BODY_BYTES"},
 }
-WRITE_RESPONSES: dict[int | str, dict] = {
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorPublic, "description": "the database cannot be written now (read-only or full disk); "
           "nothing was stored, retry later"},
 }

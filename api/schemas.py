@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from predictor import list_predictors
+from predictor.latency import MIN_BANDWIDTH_MBPS
 
 DEFAULT_SPACE = "fbnet-cifar100"
 
 # the registry of predictor kinds decides what the service accepts; "auto" picks the best-validated one
-FitKind = Literal[tuple(list_predictors())]  # type: ignore[valid-type]
-PredictorKind = Literal[("auto", *list_predictors())]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # built from the registry at import time, which a type checker cannot evaluate
+    FitKind = str
+    PredictorKind = str
+else:
+    FitKind = Literal[tuple(list_predictors())]
+    PredictorKind = Literal[("auto", *list_predictors())]
 
-PositiveMbps = Annotated[float, Field(gt=0, allow_inf_nan=False, description="link throughput in Mbit/s")]
+PositiveMbps = Annotated[
+    float, Field(ge=MIN_BANDWIDTH_MBPS, allow_inf_nan=False, description="link throughput in Mbit/s (at least 1 bit/s)")
+]
 Bits = Literal[8, 16, 32]
 
 

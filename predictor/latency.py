@@ -20,6 +20,9 @@ from array_api_compat import device as device_of
 from spaces import Architecture, SearchSpace, get_space
 from spaces.errors import InvalidArchitectureError
 
+# below one bit per second a link's transfer time is no longer a finite number of milliseconds
+MIN_BANDWIDTH_MBPS = 1e-6
+
 
 @dataclass(frozen=True)
 class Link:
@@ -29,8 +32,11 @@ class Link:
     bits: int = 32
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.bandwidth_mbps) and self.bandwidth_mbps > 0):
-            raise ValueError(f"bandwidth_mbps must be a positive finite number, got {self.bandwidth_mbps}")
+        if not (math.isfinite(self.bandwidth_mbps) and self.bandwidth_mbps >= MIN_BANDWIDTH_MBPS):
+            raise ValueError(
+                f"bandwidth_mbps must be a finite number of at least {MIN_BANDWIDTH_MBPS:g} (1 bit/s), "
+                f"got {self.bandwidth_mbps}"
+            )
         if self.bits not in (8, 16, 32):
             raise ValueError(f"bits must be 8, 16 or 32, got {self.bits}")
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.cache import CachedLUT, answered_by
 from api.deps import CacheDep, MetricsDep, SettingsDep, lut_entry, parse_query, query_parameters
-from api.errors import BATCH_RESPONSES, ERROR_RESPONSES, many_invalid, not_found, too_large
+from api.errors import BATCH_RESPONSES, ERROR_RESPONSES, Loc, many_invalid, not_found, too_large
 from api.metrics import ServiceMetrics
 from api.schemas import LatencyBatchCreate, LatencyBatchPublic, LatencyPublic, LatencyQuery
 from api.validation import check_op, op_error, unmeasured_message
@@ -50,7 +50,7 @@ async def post_latency_batch(
     queries = body.queries
     if len(queries) > settings.api_max_batch:
         raise too_large(["body", "queries"], len(queries), settings.api_max_batch, "queries")
-    errors = []
+    errors: list[tuple[Loc, str]] = []
     groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for i, q in enumerate(queries):
         error = op_error(q.space, q.layer, q.block)

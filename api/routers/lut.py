@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import CacheDep, lut_entry
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, responses
 from api.schemas import DEFAULT_SPACE, LUTPublic, PredictorKind
 from api.validation import space_or_error
 
@@ -23,8 +23,8 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 @router.get(
     "/lut",
     response_model=LUTPublic,
-    responses={304: {"description": "the table has not changed since the ETag sent in If-None-Match"}}
-    | ERROR_RESPONSES,
+    responses=responses({304: {"description": "the table has not changed since the ETag sent in If-None-Match"}},
+                        ERROR_RESPONSES),
 )
 async def get_lut(
     cache: CacheDep,

@@ -18,8 +18,10 @@ from api.errors import (
     ERROR_RESPONSES,
     WRITE_RESPONSES,
     FieldError,
+    Loc,
     many_invalid,
     not_found,
+    responses,
     too_large,
 )
 from api.schemas import MeasurementPublic, UploadPublic
@@ -53,11 +55,13 @@ COLUMNS = list(MeasurementPublic.model_fields)
     "",
     status_code=201,
     response_model=UploadPublic,
-    responses={
-        200: {"model": UploadPublic, "description": "nothing new: every measurement was already stored"},
-        409: {"description": "the run uid belongs to another device"},
-    }
-    | ERROR_RESPONSES | AUTH_RESPONSES | BATCH_RESPONSES | WRITE_RESPONSES,
+    responses=responses(
+        {
+            200: {"model": UploadPublic, "description": "nothing new: every measurement was already stored"},
+            409: {"description": "the run uid belongs to another device"},
+        },
+        ERROR_RESPONSES, AUTH_RESPONSES, BATCH_RESPONSES, WRITE_RESPONSES,
+    ),
 )
 def post_measurements(
     batch: Annotated[MeasurementBatch, Body(openapi_examples=UPLOAD_EXAMPLES)], token: TokenDep, session: SessionDep,
@@ -70,7 +74,7 @@ def post_measurements(
     token.check_device(batch.run.device, ["body", "run", "device"])
     if len(batch.measurements) > settings.api_max_batch:
         raise too_large(["body", "measurements"], len(batch.measurements), settings.api_max_batch, "measurements")
-    zeros = [
+    zeros: list[tuple[Loc, str]] = [
         (["body", "measurements", i, "latency_ms"], "latency_ms must be positive (finite, > 0), got 0")
         for i, record in enumerate(batch.measurements)
         if record.latency_ms == 0
@@ -97,7 +101,8 @@ def _public(row: Measurement, device: str, run: str) -> dict:
 @router.get(
     "",
     response_model=list[MeasurementPublic],
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}} | ERROR_RESPONSES,
+    responses=responses({200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
+                        ERROR_RESPONSES),
 )
 def get_measurements(
     session: SessionDep,

@@ -70,3 +70,18 @@ def test_a_read_only_database_answers_uploads_with_503(service_db: str) -> None:
     (item,) = assert_error_shape(response.json())
     assert item["type"] == "database_unavailable" and "retry" in item["msg"]
     assert response.headers["Retry-After"]
+
+
+def test_a_link_too_slow_for_a_finite_latency_is_a_422_naming_the_field(api: Target) -> None:
+    body = {"arch": "skip@1", "head_device": "raspi4", "tail_device": "edgegpu", "bandwidth_mbps": 5e-324}
+    response = api.client.post("/architectures/latency", json=body)
+    assert response.status_code == 422
+    assert assert_error_shape(response.json())[0]["loc"] == ["body", "bandwidth_mbps"]
+
+
+def test_a_lone_surrogate_is_a_422_and_is_not_echoed(api: Target) -> None:
+    text = '{"run": {"uid": "surrogate-run", "device": "surrogate-dev", "host": "a\\ud800"}, "measurements": []}'
+    response = api.client.post("/measurements", content=text, headers={"Content-Type": "application/json",
+                                                                       **api.auth()})
+    assert response.status_code == 422
+    assert "\\ud800" not in response.text
