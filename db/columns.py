@@ -13,7 +13,18 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ColumnElement, DateTime, Float, Integer, String, Text, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Float,
+    Integer,
+    SQLColumnExpression,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from db.errors import UnstorableValueError
@@ -52,7 +63,7 @@ def json_problem(value: Any, path: str = "value") -> str | None:
     return None
 
 
-def equals(column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
+def equals(column: SQLColumnExpression[Any], value: str) -> ColumnElement[bool]:
     """``column == value``, or false when ``value`` is text that no row can hold (so the query finds nothing)."""
     return false() if text_problem(value) else column == value
 
@@ -80,9 +91,13 @@ class BoundedString(_Checked):
     impl = String
     cache_ok = True
 
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length  # also part of the cache key: columns of different lengths are different types
+
     def check(self, value: str) -> None:
-        if len(value) > self.impl_instance.length:
-            raise UnstorableValueError(f"text of {len(value)} characters is longer than {self.impl_instance.length}")
+        if len(value) > self.length:
+            raise UnstorableValueError(f"text of {len(value)} characters is longer than {self.length}")
         if problem := text_problem(value):
             raise UnstorableValueError(f"text {problem}")
 

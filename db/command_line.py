@@ -5,15 +5,18 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 
 from db import urls
 from db.config import get_settings
 from db.errors import DatabaseURLError
 from spaces.errors import UserError
+
+if TYPE_CHECKING:
+    # typer vendors click (it no longer depends on it): get_command gives typer's Command, not click's
+    from typer._click import Command
 
 
 def console_script(app: typer.Typer) -> Callable[[], None]:
@@ -31,7 +34,7 @@ def console_script(app: typer.Typer) -> Callable[[], None]:
     return main
 
 
-def _check_db_option(command: click.Command) -> None:
+def _check_db_option(command: Command) -> None:
     """Wrap the callback of ``command`` and its subcommands that take ``--db`` with check_database_url."""
     for sub in getattr(command, "commands", {}).values():
         _check_db_option(sub)

@@ -69,8 +69,10 @@ class FieldOption:
         """The typer parameter: type, help and shown default all from the field."""
         kind, parser = self._type()
         decl = f"{self.flag}/--no-{self.flag[2:]}" if kind is bool else self.flag
-        extra = {"parser": parser, "metavar": _METAVARS[parser]} if parser is not None else {}
-        option = typer.Option(decl, help=self.help(), show_default=self._shown_default(), **extra)
+        option = typer.Option(
+            decl, help=self.help(), show_default=self._shown_default(), parser=parser,
+            metavar=_METAVARS[parser] if parser is not None else None,
+        )
         return inspect.Parameter(
             self.param, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, option]
         )

@@ -12,11 +12,13 @@ class OptimizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lr: float = Field(0.025, gt=0, description="learning rate")
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-    nesterov: bool = Field(True, description="Nesterov momentum")
-    weight_decay: float = Field(3e-4, ge=0, description="L2 weight decay")
-    cosine: bool = Field(True, description="cosine learning-rate schedule over the stage's steps")
+    # defaults by keyword: type checkers read a positional one as a required field, and SearchConfig
+    # makes this model and GradientOptions with default_factory
+    lr: float = Field(default=0.025, gt=0, description="learning rate")
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(default=True, description="Nesterov momentum")
+    weight_decay: float = Field(default=3e-4, ge=0, description="L2 weight decay")
+    cosine: bool = Field(default=True, description="cosine learning-rate schedule over the stage's steps")
 
 
 class GradientOptions(BaseModel):
@@ -30,15 +32,18 @@ class GradientOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     latency_loss: Literal["squared", "hinge", "log"] = Field(
-        "squared", description="squared: CE + lambda_2 (E[T] - T)^2; hinge: CE + w max(0, E[T] - T); "
+        default="squared", description="squared: CE + lambda_2 (E[T] - T)^2; hinge: CE + w max(0, E[T] - T); "
         "log: CE (log E[T] / log T)^beta",
     )
     latency_weight: float | None = Field(
-        None, ge=0, description="lambda_2 (default 1/T^2), the hinge weight (default 1 per ms) or beta (default 0.6)"
+        default=None, ge=0,
+        description="lambda_2 (default 1/T^2), the hinge weight (default 1 per ms) or beta (default 0.6)",
     )
-    search_splits: bool = Field(False, description="search the split points too (else the topology's assignment)")
-    arch_lr: float = Field(6e-3, gt=0, description="Adam learning rate of the architecture parameters")
-    arch_every: int = Field(1, ge=1, description="weight steps per architecture step")
+    search_splits: bool = Field(
+        default=False, description="search the split points too (else the topology's assignment)"
+    )
+    arch_lr: float = Field(default=6e-3, gt=0, description="Adam learning rate of the architecture parameters")
+    arch_every: int = Field(default=1, ge=1, description="weight steps per architecture step")
 
 
 class SearchConfig(BaseModel):

@@ -12,7 +12,7 @@ import torch
 
 from nas.config import SearchConfig
 from nas.data import ImageData, Split
-from nas.latency import SplitLatencyModel
+from nas.latency import SplitLatencyModel, TopologyLatency
 from spaces.registry import registrar
 
 
@@ -52,7 +52,7 @@ class SearchContext:
 
     config: SearchConfig
     data: ImageData
-    latency: SplitLatencyModel
+    latency: SplitLatencyModel | TopologyLatency  # a topology for the gradient method, else a head-tail split
     device: torch.device
     callback: SearchCallback = field(default_factory=SearchCallback)
 
@@ -60,6 +60,13 @@ class SearchContext:
         self.batch_generator = torch.Generator()
         self.loss_generator = torch.Generator(device=self.device)
         self._seed("start")
+
+    @property
+    def split_latency(self) -> SplitLatencyModel:
+        """The head-tail latency model that every method but the gradient one searches with."""
+        if not isinstance(self.latency, SplitLatencyModel):
+            raise ValueError(f"the {self.config.method!r} method searches a head-tail split, not a topology")
+        return self.latency
 
     def begin_stage(self, stage: str, epochs: int, steps_per_epoch: int) -> None:
         """Seed the batch order and packet-loss masks from (seed, stage), then tell the callback.

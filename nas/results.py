@@ -7,13 +7,13 @@ before the schema was versioned (no ``schema_version``) are read as version 1.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nas.config import SearchConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 
 class ResultError(ValueError):

@@ -134,7 +134,7 @@ def split_objective(ctx: SearchContext, supernet: Supernet) -> Objective:
     config, n_layers = ctx.config, len(supernet.layers)
 
     def objective(x: torch.Tensor, y: torch.Tensor, samples: np.ndarray) -> np.ndarray:
-        latency = ctx.latency.split(samples[:, :n_layers], samples[:, n_layers])["total_ms"]
+        latency = ctx.split_latency.split(samples[:, :n_layers], samples[:, n_layers])["total_ms"]
         losses = [sc_loss(ctx, supernet, x, y, s[:n_layers], int(s[n_layers]), config.dropout_set) for s in samples]
         return config.eps_loss * np.asarray(losses) + config.eps_lat * np.maximum(0.0, latency - config.t_th)
 
@@ -146,7 +146,7 @@ def whole_model_objective(ctx: SearchContext, supernet: Supernet) -> Objective:
     config, n_layers = ctx.config, len(supernet.layers)
 
     def objective(x: torch.Tensor, y: torch.Tensor, samples: np.ndarray) -> np.ndarray:
-        latency = ctx.latency.whole(samples)
+        latency = ctx.split_latency.whole(samples)
         losses = [sc_loss(ctx, supernet, x, y, s, n_layers, (0.0,)) for s in samples]
         return config.eps_loss * np.asarray(losses) + config.eps_lat * np.maximum(0.0, latency - config.t_th)
 
@@ -185,7 +185,7 @@ def describe_split(ctx: SearchContext, supernet: Supernet) -> Describe:
 
     def describe(sample: np.ndarray) -> dict[str, Any]:
         blocks, split = decode(sample, n_layers)
-        latency = float(ctx.latency.split(blocks[None], np.array([split]))["total_ms"][0])
+        latency = float(ctx.split_latency.split(blocks[None], np.array([split]))["total_ms"][0])
         return {"arch": supernet.architecture(blocks, split).encode(), "latency_ms": latency}
 
     return describe
@@ -193,7 +193,7 @@ def describe_split(ctx: SearchContext, supernet: Supernet) -> Describe:
 
 def describe_whole(ctx: SearchContext, supernet: Supernet) -> Describe:
     def describe(sample: np.ndarray) -> dict[str, Any]:
-        return {"arch": supernet.architecture(sample).encode(), "latency_ms": float(ctx.latency.whole(sample)[0])}
+        return {"arch": supernet.architecture(sample).encode(), "latency_ms": float(ctx.split_latency.whole(sample)[0])}
 
     return describe
 
@@ -206,7 +206,7 @@ def choose_split(ctx: SearchContext, supernet: Supernet, blocks: np.ndarray) -> 
     """
     config, n_layers = ctx.config, len(supernet.layers)
     splits = np.arange(n_layers + 1)
-    latency = ctx.latency.split(np.repeat(blocks[None], len(splits), axis=0), splits)["total_ms"]
+    latency = ctx.split_latency.split(np.repeat(blocks[None], len(splits), axis=0), splits)["total_ms"]
     penalty = config.eps_lat * np.maximum(0.0, latency - config.t_th)
     ctx.begin_stage("split", 1, len(splits))
     batches = []

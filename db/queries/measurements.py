@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TypeVarTuple
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -13,6 +13,8 @@ from db.models import Device, Measurement, ProfilingRun
 from db.queries._insert import insert_ignoring_conflicts
 from db.queries.runs import upsert_run
 from db.records import MeasurementBatch, MeasurementRecord
+
+_Columns = TypeVarTuple("_Columns")
 
 
 def ingest_batch(session: Session, *, batch: MeasurementBatch) -> tuple[int, int]:
@@ -27,7 +29,7 @@ def ingest_batch(session: Session, *, batch: MeasurementBatch) -> tuple[int, int
 
 def _insert_new(session: Session, *, run: ProfilingRun, records: Iterable[MeasurementRecord]) -> int:
     """Insert the records whose key ``run`` does not hold yet (the first of repeated keys); returns how many."""
-    first = {}
+    first: dict[str, MeasurementRecord] = {}
     for record in records:
         first.setdefault(record.key, record)
     if not first:
@@ -49,8 +51,8 @@ def measured_keys(session: Session, *, device: str, environment_key: str) -> set
 
 
 def _measurements_where(
-    query: Select[Any], *, device: str | None, space: str | None, target: str | None, run_uid: str | None
-) -> Select[Any]:
+    query: Select[*_Columns], *, device: str | None, space: str | None, target: str | None, run_uid: str | None
+) -> Select[*_Columns]:
     """``query`` over measurements joined to their device and run, with the given filters."""
     # explicit ON clauses: ProfilingRun also joins to Device, which would match every run of the device
     query = query.join(Device, Device.id == Measurement.device_id).join(
@@ -120,4 +122,4 @@ def measurement_rows(
         select(Measurement, Device.name, ProfilingRun.uid).where(Measurement.id > after_id),
         device=device, space=space, target=target, run_uid=run_uid,
     )
-    return [tuple(row) for row in session.execute(query.limit(limit))]
+    return [(measurement, name, uid) for measurement, name, uid in session.execute(query.limit(limit))]

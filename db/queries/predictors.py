@@ -36,7 +36,7 @@ def save_predictor(
         # a concurrent insert of the same version makes this one wait for it, then skip: take the next one
         stored = session.execute(
             insert.values(
-                device_id=dev.id, space=space, kind=kind, version=session.scalar(newest) + 1, artifact=artifact,
+                device_id=dev.id, space=space, kind=kind, version=session.scalars(newest).one() + 1, artifact=artifact,
                 metrics=metrics, meta=meta,
             ).returning(FittedPredictor.id)
         ).scalar()
