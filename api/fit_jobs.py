@@ -69,7 +69,7 @@ class FitJobs:
                 "refreshed": [f"{space}/{kind}" for _device, space, kind in refreshed],
             }
             job.status = "done"
-        except Exception as exc:  # noqa: BLE001  (a failed job reports its error to whoever polls)
+        except Exception as exc:
             log.exception("fit job %s of %s failed", job.id, job.device)
             job.error, job.status = str(exc), "failed"
         finally:

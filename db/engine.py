@@ -14,7 +14,7 @@ from db.config import database_url
 from db.urls import check_database_url, sqlite_file
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")  # WAL mode is a property of the file, set once by db.migrate

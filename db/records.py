@@ -89,13 +89,13 @@ class MeasurementRecord(BaseModel):
 
     @field_validator("latency_ms")
     @classmethod
-    def _latency(cls, value: float, info) -> float:  # noqa: ANN001
+    def _latency(cls, value: float, info) -> float:
         # Imported tables hold exact zeros for identity skips (HW-NAS-Bench edgegpu): zero is allowed.
         return _finite_positive(value, info.field_name, allow_zero=True)  # type: ignore[return-value]
 
     @field_validator("iqr_ms", "mean_ms", "min_ms", "energy_mj")
     @classmethod
-    def _stats(cls, value: float | None, info) -> float | None:  # noqa: ANN001
+    def _stats(cls, value: float | None, info) -> float | None:
         return _finite_positive(value, info.field_name, allow_zero=True)
 
     @model_validator(mode="after")

@@ -12,11 +12,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-from nas.results import Job  # noqa: E402
-from predictor.plots import save_figure  # noqa: E402
+from nas.results import Job
+from predictor.plots import save_figure
 
 
 def completed(jobs: Sequence[Job]) -> list[Job]:

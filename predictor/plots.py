@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from predictor.latency import DeviceLUT  # noqa: E402
+from predictor.latency import DeviceLUT
 
 
 def plot_lut_heatmap(lut: DeviceLUT, path: Path) -> Path:

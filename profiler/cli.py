@@ -61,7 +61,7 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
     return tuple(layers)
 
 
-def _uploader(server: str | None, token: str | None, retries: int, backoff: float):  # noqa: ANN202
+def _uploader(server: str | None, token: str | None, retries: int, backoff: float):
     from profiler.upload import Uploader
 
     if server is None:

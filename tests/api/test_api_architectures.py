@@ -23,7 +23,7 @@ def tables(api: Target, *devices: str) -> list:
         return [load_lut(session, device=d, space=SPACE, kind="auto") for d in devices]
 
 
-def post(api: Target, path: str, body: dict):  # noqa: ANN201
+def post(api: Target, path: str, body: dict):
     return api.client.post(f"/architectures/latency{path}", json=body)
 
 
@@ -118,7 +118,7 @@ MESH_DOC = {
 }
 
 
-def predicted(api: Target, document: dict, arch: str):  # noqa: ANN201
+def predicted(api: Target, document: dict, arch: str):
     """The predictor module's completion latency of ``arch`` on ``document``, from the served database."""
     topology = parse_topology(document)
     with session_scope(api.db_url) as session:

@@ -42,7 +42,7 @@ def test_read_auth_closes_every_endpoint_but_health_and_metrics(service_db: str)
         assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
 
 
-def test_read_auth_over_a_real_server(template_db: str, tmp_path) -> None:  # noqa: ANN001
+def test_read_auth_over_a_real_server(template_db: str, tmp_path) -> None:
     from tests.utils.api_data import copy_sqlite
 
     db_url = copy_sqlite(template_db, tmp_path / "service.db")

@@ -47,7 +47,7 @@ def chunks(data: bytes, size: int = 8192) -> Iterator[bytes]:
         yield data[start:start + size]
 
 
-def test_a_write_without_a_valid_token_is_refused_before_its_body_is_parsed(guarded) -> None:  # noqa: ANN001
+def test_a_write_without_a_valid_token_is_refused_before_its_body_is_parsed(guarded) -> None:
     client, _db = guarded
     not_json = client.post("/measurements", content=b"{ not json at all", headers=JSON)
     assert not_json.status_code == 401  # the body was never parsed: parsing it would answer 422
@@ -57,7 +57,7 @@ def test_a_write_without_a_valid_token_is_refused_before_its_body_is_parsed(guar
     assert bad.status_code == 401 and "unknown or revoked" in bad.json()["detail"][0]["msg"]
 
 
-def test_a_body_over_the_limit_is_413_and_nothing_is_stored(guarded) -> None:  # noqa: ANN001
+def test_a_body_over_the_limit_is_413_and_nothing_is_stored(guarded) -> None:
     client, db_url = guarded
     auth = {"Authorization": f"Bearer {create_token(db_url, 'agent')}"} | JSON
     for content in (big_upload("raspi4", 2 * LIMIT), chunks(big_upload("raspi4", 2 * LIMIT))):
@@ -71,7 +71,7 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_stored(guarded) -> None:  #
     assert fits.status_code == 201, fits.text
 
 
-def test_reads_with_a_body_are_limited_too(guarded) -> None:  # noqa: ANN001
+def test_reads_with_a_body_are_limited_too(guarded) -> None:
     client, _db = guarded
     queries_ = [{"device": "raspi4", "layer": 1, "block": "k3_e3"}] * (LIMIT // 40)
     body = json.dumps({"queries": queries_}).encode()

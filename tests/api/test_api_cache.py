@@ -25,7 +25,7 @@ class GatedLoader:
         self.entered = threading.Event()
         self.gate = threading.Event()
 
-    def __call__(self, session, **kwargs):  # noqa: ANN001, ANN003, ANN204
+    def __call__(self, session, **kwargs):
         self.calls += 1
         if self.calls >= self.hold_from:
             self.entered.set()
@@ -80,7 +80,7 @@ def test_new_measurements_make_the_next_reader_check(service_db: str) -> None:
 
 
 def test_a_failed_rebuild_keeps_serving_the_previous_table(service_db: str) -> None:
-    def broken(session, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def broken(session, **kwargs):
         if calls:
             raise RuntimeError("disk on fire")
         calls.append(1)

@@ -21,7 +21,7 @@ def test_health_checks_the_database(api: Target) -> None:
     assert response.json()["status"] == "ok" and response.json()["database"] == "ok"
 
 
-def test_health_is_503_when_the_database_is_broken(tmp_path) -> None:  # noqa: ANN001
+def test_health_is_503_when_the_database_is_broken(tmp_path) -> None:
     db_file = tmp_path / "service.db"
     url = f"sqlite:///{db_file}"
     with make_client(url) as client:

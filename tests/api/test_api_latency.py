@@ -18,7 +18,7 @@ def expected_ms(device: str, layer: int, block: str) -> float:
     return synthetic_ms(get_space(SPACE).op(layer, block), gflops=DEVICES[device])
 
 
-def get(api: Target, **params: object):  # noqa: ANN201
+def get(api: Target, **params: object):
     return api.client.get("/latency", params=params)
 
 

@@ -75,7 +75,7 @@ def test_a_revoked_token_is_refused(api: Target, fresh_device: str) -> None:
     assert stored(api, fresh_device) == 0
 
 
-def _with(record_change: dict, index: int = 3):  # noqa: ANN202
+def _with(record_change: dict, index: int = 3):
     def change(body: dict) -> dict:
         body["measurements"][index] |= record_change
         return body
@@ -101,7 +101,7 @@ def _with(record_change: dict, index: int = 3):  # noqa: ANN202
     ],
 )
 def test_bad_upload_names_the_field_and_stores_nothing(
-    api: Target, fresh_device: str, change, loc_end: list, says: str  # noqa: ANN001
+    api: Target, fresh_device: str, change, loc_end: list, says: str
 ) -> None:
     body = change(measurement_batch(fresh_device, records(fresh_device)))
     response = api.client.post("/measurements", json=body, headers=api.auth())

@@ -64,7 +64,7 @@ def test_readers_are_served_throughout_a_refit(api: Target, fresh_device: str) -
         try:
             while not done.is_set():
                 seen.append(latency(api, fresh_device))
-        except BaseException as exc:  # noqa: BLE001  (reported below)
+        except BaseException as exc:
             errors.append(exc)
 
     reader = threading.Thread(target=read)
@@ -129,7 +129,7 @@ def test_fit_needs_a_token_for_the_device(api: Target) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "device"]
 
 
-def test_uploads_during_a_refit_on_a_real_server_are_all_stored(server, fresh_device: str) -> None:  # noqa: ANN001
+def test_uploads_during_a_refit_on_a_real_server_are_all_stored(server, fresh_device: str) -> None:
     """A real uvicorn on a SQLite file: a refit holds no write lock that uploads would wait on."""
     from tests.utils.api_data import create_token
 

@@ -103,7 +103,7 @@ class BusyFakeProc(LoadProbe):
         super().__init__(fake.root)
         self.fake = fake
 
-    def snapshot(self):  # noqa: ANN201
+    def snapshot(self):
         self.fake.tick(own=30, others=60, idle=10)
         return super().snapshot()
 

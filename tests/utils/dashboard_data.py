@@ -45,7 +45,7 @@ def add_models(db_url: str, device: str = "raspi4", *, n: int = 6) -> int:
         lut = load_lut(session, device=device, space=SPACE, kind="lookup")
     link = Link(1.0)
 
-    def latency(arch):  # noqa: ANN001, ANN202
+    def latency(arch):
         if arch.splits:
             return 1.15 * split_latency(arch, lut, lut, link).segments[0].compute_ms
         return 1.15 * architecture_latency(arch, lut)
