@@ -11,7 +11,8 @@ import pytest
 
 from db import queries
 from db.engine import session_scope
-from tests.api.conftest import Server, make_client
+from pipeline.service import Service
+from tests.api.conftest import make_client
 from tests.utils.api_data import copy_sqlite, create_token, device_records, measurement_batch
 
 LIMIT = 64 * 1024  # SPLITNAS_API_MAX_BODY_BYTES of the services below
@@ -26,7 +27,7 @@ def guarded(request: pytest.FixtureRequest, template_db: str, tmp_path: Path) ->
         with make_client(db_url, api_max_body_bytes=LIMIT) as client:
             yield client, db_url
         return
-    server = Server(db_url, tmp_path / "server.log", SPLITNAS_API_MAX_BODY_BYTES=str(LIMIT))
+    server = Service(db_url, log=tmp_path / "server.log", env={"SPLITNAS_API_MAX_BODY_BYTES": str(LIMIT)})
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             yield client, db_url
@@ -35,9 +36,9 @@ def guarded(request: pytest.FixtureRequest, template_db: str, tmp_path: Path) ->
 
 
 def big_upload(device: str, size: int) -> bytes:
-    """An upload whose one string field makes the body ``size`` bytes or more (a valid batch otherwise)."""
+    """A valid upload whose one measurement's ``raw`` JSON makes the body ``size`` bytes or more."""
     body = measurement_batch(device, device_records(device, gflops=3.0)[:1])
-    body["run"]["host"] = "x" * size
+    body["measurements"][0]["raw"] = {"padding": "x" * size}
     return json.dumps(body).encode()
 
 
@@ -60,13 +61,15 @@ def test_a_write_without_a_valid_token_is_refused_before_its_body_is_parsed(guar
 def test_a_body_over_the_limit_is_413_and_nothing_is_stored(guarded) -> None:
     client, db_url = guarded
     auth = {"Authorization": f"Bearer {create_token(db_url, 'agent')}"} | JSON
+    with session_scope(db_url) as session:
+        runs = len(queries.list_runs(session))
     for content in (big_upload("raspi4", 2 * LIMIT), chunks(big_upload("raspi4", 2 * LIMIT))):
         response = client.post("/measurements", content=content, headers=auth)
         assert response.status_code == 413, response.text
         (item,) = response.json()["detail"]
         assert item["loc"] == ["body"] and "SPLITNAS_API_MAX_BODY_BYTES" in item["msg"]
     with session_scope(db_url) as session:
-        assert not any(len(run.host or "") > LIMIT for run in queries.list_runs(session))
+        assert len(queries.list_runs(session)) == runs
     fits = client.post("/measurements", content=big_upload("raspi4", LIMIT // 2), headers=auth)
     assert fits.status_code == 201, fits.text
 
