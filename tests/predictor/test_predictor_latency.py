@@ -207,8 +207,10 @@ def test_lut_json_round_trip_keeps_nan_entries_and_flags():
 
 
 def test_link_and_table_errors_name_the_bad_value():
-    with pytest.raises(ValueError, match="bandwidth_mbps must be a positive"):
+    with pytest.raises(ValueError, match="bandwidth_mbps must be a finite number of at least 1e-06"):
         Link(0)
+    with pytest.raises(ValueError, match="1 bit/s"):
+        Link(5e-324)  # the transfer time would be infinite
     with pytest.raises(ValueError, match="bits must be 8, 16 or 32"):
         Link(8, 12)
     lut = make_lut("fbnet-cifar100", "pi", lambda layer, b: 1.0)
