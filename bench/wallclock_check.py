@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.utils.benchmark as benchmark
+from rich.console import Console
 from rich.progress import Progress
 from torch import nn
 
@@ -65,7 +66,7 @@ def time_architectures(
     medians: dict[str, list[float]] = {text: [] for text in parsed}
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
-    with Progress(disable=not progress) as bar:
+    with Progress(console=Console(stderr=True), disable=not progress) as bar:  # stdout stays the caller's
         task = bar.add_task("wall-clock timing", total=rounds * len(parsed))
         for number in range(rounds):
             order = list(parsed)
