@@ -108,14 +108,14 @@ def run(
     ),
     warmup: Annotated[int, typer.Option(min=0, help="untimed calls before timing each entry")] = TIMING.warmup,
     copies: Annotated[int, typer.Option(min=1, help="independent copies an op is timed as")] = TIMING.copies,
-    passes: Annotated[int, typer.Option(min=1, help="passes over the plan; each entry keeps its quietest")] = (
+    passes: Annotated[int, typer.Option(min=1, help="passes over the plan; each entry keeps its median pass")] = (
         TIMING.passes
     ),
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (fixed and recorded)")] = TIMING.threads,
     torch_device: Annotated[str, typer.Option(help="torch device to run on: cpu, cuda, cuda:1")] = "cpu",
     clock: Annotated[
-        str, typer.Option(help="auto, wall or thread (CPU time of the timing thread; one CPU thread only)")
-    ] = "auto",
+        str, typer.Option(help="wall (what a user waits for) or thread (CPU time of the timing thread; one CPU thread)")
+    ] = TIMING.clock,
     caches: Annotated[
         str, typer.Option(help="warm (back-to-back executions) or cold (flush the caches before every execution)")
     ] = TIMING.caches,

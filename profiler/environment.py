@@ -182,8 +182,8 @@ def cuda_device_name(device: str) -> str | None:
 
 
 def capture(
-    *, threads: int, device: str = "cpu", caches: str = "warm", probe: ThermalProbe | None = None,
-    load: LoadProbe | None = None,
+    *, threads: int, device: str = "cpu", caches: str = "warm", clock: str = "wall",
+    probe: ThermalProbe | None = None, load: LoadProbe | None = None,
 ) -> dict[str, Any]:
     """Everything a measurement depends on, as a JSON-able dict (stored with the run).
 
@@ -208,6 +208,7 @@ def capture(
         "cuda_device": cuda_device_name(device),
         "cache_bytes": cache_bytes(device, root),
         "caches": caches,
+        "clock": clock,
         "governor": governor(root),
         "thermal": probe.read(),
         "load": load.read(),
@@ -215,8 +216,8 @@ def capture(
 
 
 def environment_key(environment: dict[str, Any]) -> str:
-    """A hash of what makes measurements comparable: host, CPU model, torch, threads, CUDA device, caches."""
-    names = ("host", "cpu_model", "torch", "threads", "cuda_device", "caches")
+    """A hash of what makes measurements comparable: host, CPU model, torch, threads, CUDA device, caches, clock."""
+    names = ("host", "cpu_model", "torch", "threads", "cuda_device", "caches", "clock")
     parts = {name: environment.get(name) for name in names}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

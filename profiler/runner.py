@@ -31,7 +31,7 @@ from profiler.environment import ThermalProbe
 from profiler.load import BUSY_SHARE, LoadProbe, LoadWatch
 from profiler.plan import Entry, build_plan, drop_measured, group_by_timing
 from profiler.settings import TimingSettings
-from profiler.timing import Timing, measure, quietest
+from profiler.timing import Timing, across_passes, measure
 from profiler.traces import record_trace, trace_name
 from profiler.upload import Spool, Uploader, UploadReport
 from profiler.workloads import Workload, model_workload, op_workload
@@ -181,8 +181,8 @@ def measure_entry(
 
 
 def combine(visits: list[tuple[Timing, dict[str, Any]]]) -> tuple[Timing, dict[str, Any]]:
-    """An entry's timing from its passes (the quietest) and its raw facts (the trace of the first pass)."""
-    timing = quietest([t for t, _ in visits])
+    """An entry's timing from its passes (the median pass) and its raw facts (the trace of the first pass)."""
+    timing = across_passes([t for t, _ in visits])
     best = next(raw for t, raw in visits if t.median_ms == timing.median_ms)
     return timing, {**visits[0][1], **best}
 
@@ -228,7 +228,8 @@ def profile_device(
     settings = options.timing
     torch.set_num_threads(settings.threads)
     env = environment.capture(
-        threads=settings.threads, device=settings.device, caches=settings.caches, probe=probe, load=load
+        threads=settings.threads, device=settings.device, caches=settings.caches, clock=settings.clock, probe=probe,
+        load=load,
     )
     run = new_run(options, env)
     entries, skipped = plan_run(options, run.environment_key, writer.db_url)

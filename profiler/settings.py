@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-CLOCKS = ("auto", "wall", "thread")
+CLOCKS = ("wall", "thread")
 CACHES = ("cold", "warm")
 
 
@@ -14,9 +14,9 @@ class TimingSettings:
     """How long and how each entry is timed.
 
     An entry is timed in ``passes`` passes over the whole plan, each spending its share of
-    ``min_run_time`` (and, while still noisy, of ``max_run_time``) seconds; the pass with the lowest
-    median is kept (``profiler.timing.quietest``). Other tenants of a shared machine slow it down in
-    episodes lasting seconds to minutes; passes minutes apart rarely all fall into one.
+    ``min_run_time`` (and, while still noisy, of ``max_run_time``) seconds; the median pass is kept
+    (``profiler.timing.across_passes``). Other tenants of a shared machine slow it down in episodes
+    lasting seconds to minutes; passes minutes apart rarely all fall into one.
 
     ``caches`` is ``warm`` (default) or ``cold``. Warm: executions run back to back, the weights staying
     in whatever cache holds them; one timer sample runs for about ``block_time`` seconds and an entry is
@@ -30,10 +30,14 @@ class TimingSettings:
     with other tenants, cold timings follow their memory traffic (blocks 5.9 % apart run to run against
     2.2 % warm) while whole models are about as accurately predicted either way (BENCHMARKS.md).
 
-    ``clock`` is ``wall`` (``perf_counter``, synchronizing CUDA) or ``thread`` (the calling thread's CPU
-    time). With one CPU thread all of torch's work runs in the calling thread, so its CPU time is the
-    latency the op has on an otherwise idle machine, while time the thread spends descheduled by other
-    processes is left out; ``auto`` picks ``thread`` for one CPU thread and ``wall`` otherwise.
+    ``clock`` is ``wall`` (default: ``perf_counter``, synchronizing CUDA) or ``thread`` (the calling
+    thread's CPU time, one CPU thread only). Wall time is what a user of the deployed network waits
+    for; the thread's CPU time leaves out whatever the thread was not running for (other processes,
+    the hypervisor), and the whole-model latencies it gave were below a plain wall-clock timing of the
+    same networks (BENCHMARKS.md, "Wall-clock ground truth"). Every entry, op or network, is timed on
+    the same clock: the model-level correction is a ratio of networks to summed ops, which a mix of
+    clocks would make depend on the load. With the wall clock and one CPU thread the thread's CPU
+    time is recorded beside it as a diagnostic of interference (``profiler.timing.cpu_clock``).
     """
 
     min_run_time: float = 0.3
@@ -44,7 +48,7 @@ class TimingSettings:
     copies: int = 8
     threads: int = 1
     device: str = "cpu"
-    clock: str = "auto"
+    clock: str = "wall"
     caches: str = "warm"
     passes: int = 3
 
@@ -62,12 +66,6 @@ class TimingSettings:
         if self.clock == "thread" and (self.threads != 1 or self.device != "cpu"):
             raise ValueError("the thread clock measures latency only with one CPU thread; use the wall clock")
 
-    @property
-    def resolved_clock(self) -> str:
-        if self.clock != "auto":
-            return self.clock
-        return "thread" if self.threads == 1 and self.device == "cpu" else "wall"
-
     def one_pass(self) -> TimingSettings:
         """The settings of one of the ``passes``: its share of the time budget."""
         return replace(
@@ -76,4 +74,4 @@ class TimingSettings:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "clock": self.resolved_clock}
+        return asdict(self)

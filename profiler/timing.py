@@ -1,12 +1,13 @@
-"""Timing a workload: cold or warm caches, robust statistics, noise flag."""
+"""Timing a workload: cold or warm caches, wall clock, robust statistics, noise flag, CPU time beside it."""
 
 from __future__ import annotations
 
 import functools
 import math
+import statistics
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,38 +35,60 @@ class Timing:
     noisy: bool
     times_ms: tuple[float, ...]
     pass_medians_ms: tuple[float, ...] = ()  # one per pass when the entry was timed in several passes
+    # The timing thread's CPU time per execution in each sample (wall clock, one CPU thread; else empty)
+    cpu_times_ms: tuple[float, ...] = ()
 
     @property
     def relative_iqr(self) -> float:
         return self.iqr_ms / self.median_ms
 
+    @property
+    def cpu_share(self) -> float | None:
+        """CPU time over wall time of the samples: about 1 when nothing took the CPU from the timing thread."""
+        if not self.cpu_times_ms:
+            return None
+        return sum(self.cpu_times_ms) / max(sum(self.times_ms), 1e-12)
+
     def summary(self) -> dict[str, Any]:
         """What a measurement row keeps in ``raw`` besides its statistics columns."""
+        cpu = {
+            "cpu_ms": round(float(np.median(self.cpu_times_ms)), 6), "cpu_share": round(self.cpu_share or 0.0, 4),
+        } if self.cpu_times_ms else {}
         return {
             "executions_per_run": self.executions_per_run,
             "relative_iqr": self.relative_iqr,
             "total_s": round(self.total_s, 4),
             "times_ms": [round(t, 6) for t in self.times_ms],
+            **cpu,
             **({"pass_medians_ms": [round(t, 6) for t in self.pass_medians_ms]} if self.pass_medians_ms else {}),
         }
 
 
-def quietest(visits: list[Timing]) -> Timing:
-    """One timing from an entry's passes: the pass with the lowest median, with every pass's median kept.
+def pass_statistic(medians: Sequence[float]) -> float:
+    """An entry's latency from its passes' medians: their median (the lower middle one for an even count)."""
+    return statistics.median_low(medians)
 
-    Other processes only ever slow an op down (they take its caches, memory bandwidth and CPU), so the
-    quietest pass is the best estimate of the op's own latency.
+
+def across_passes(visits: list[Timing]) -> Timing:
+    """One timing from an entry's passes: the median pass (``pass_statistic``), with every pass's median kept.
+
+    Not the quietest pass: the lowest of several medians sits below the latency a network has when it
+    is called again and again, by about one pass-to-pass deviation for three passes, however quiet the
+    machine (BENCHMARKS.md, "Wall-clock ground truth"). The median pass is what a user typically sees,
+    and one pass caught by another process's burst does not move it. Its samples and noise flag are
+    kept with it, so every statistic of the row comes from one pass.
     """
-    best = min(visits, key=lambda t: t.median_ms)
+    middle = pass_statistic([t.median_ms for t in visits])
+    chosen = next(t for t in visits if t.median_ms == middle)
     return replace(
-        best, runs=sum(t.runs for t in visits), total_s=sum(t.total_s for t in visits),
+        chosen, runs=sum(t.runs for t in visits), total_s=sum(t.total_s for t in visits),
         pass_medians_ms=tuple(t.median_ms for t in visits) if len(visits) > 1 else (),
     )
 
 
 def clock_function(settings: TimingSettings) -> Callable[[], float]:
-    """The timer: the thread's CPU time, or wall time after waiting for queued CUDA work."""
-    if settings.resolved_clock == "thread":
+    """The timer: wall time (after waiting for queued CUDA work), or the thread's CPU time if asked for."""
+    if settings.clock == "thread":
         return time.thread_time
     if settings.device.startswith("cuda"):
 
@@ -75,6 +98,18 @@ def clock_function(settings: TimingSettings) -> Callable[[], float]:
 
         return wall
     return time.perf_counter
+
+
+def cpu_clock(settings: TimingSettings) -> Callable[[], float] | None:
+    """The diagnostic beside a wall-clock timing: the timing thread's CPU time, with one CPU thread only.
+
+    With one torch thread all of an execution's work runs in the calling thread, so CPU time below
+    wall time is time the thread lost to other processes or to the hypervisor: interference, recorded
+    (``Timing.cpu_share``), not subtracted. With more threads or on CUDA it says nothing: None.
+    """
+    if settings.clock == "wall" and settings.device == "cpu" and settings.threads == 1:
+        return time.thread_time
+    return None
 
 
 @functools.lru_cache(maxsize=2)
@@ -99,8 +134,9 @@ def call_time(run: Callable[[], object], clock: Callable[[], float], at_least: f
 
 
 def warm_samples(
-    run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings
-) -> tuple[list[float], int]:
+    run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings,
+    cpu: Callable[[], float] | None = None,
+) -> tuple[list[float], list[float], int]:
     """Back-to-back calls: timer samples of about ``block_time`` seconds, ``adaptive_autorange``'s rule.
 
     Sampling goes on for ``min_run_time`` seconds of the clock and at least ``MIN_SAMPLES`` samples, then
@@ -108,7 +144,8 @@ def warm_samples(
     standard library's ``timeit.Timer`` (what torch's ``Timer`` wraps) because ``adaptive_autorange``
     sizes its samples itself: on a busy machine its overhead check fails and makes each sample ten times
     longer, leaving one or two samples in the budget, whose IQR of 0 looked settled.
-    Returns seconds per call of ``run``, one value per timer sample, and the calls one sample makes.
+    Returns seconds per call of ``run``, one value per timer sample, the same in ``cpu`` time (empty
+    without it), and the calls one sample makes.
     """
     repeat = max(1, math.ceil(settings.block_time / call_time(run, clock, settings.block_time / 4)))
 
@@ -118,14 +155,18 @@ def warm_samples(
 
     timer = timeit.Timer(block, timer=clock)
     samples: list[float] = []
+    cpu_samples: list[float] = []
     while True:
+        cpu_before = cpu() if cpu is not None else 0.0
         samples.append(timer.timeit(1))
+        if cpu is not None:
+            cpu_samples.append(cpu() - cpu_before)
         spent = sum(samples)
         if spent >= settings.max_run_time or (
             spent >= settings.min_run_time and len(samples) >= MIN_SAMPLES
             and relative_iqr(samples) <= settings.threshold
         ):
-            return [t / repeat for t in samples], repeat
+            return [t / repeat for t in samples], [t / repeat for t in cpu_samples], repeat
 
 
 def relative_iqr(times: list[float] | np.ndarray) -> float:
@@ -133,29 +174,37 @@ def relative_iqr(times: list[float] | np.ndarray) -> float:
     return float((q3 - q1) / median)
 
 
-def cold_samples(run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings) -> list[float]:
+def cold_samples(
+    run: Callable[[], object], clock: Callable[[], float], settings: TimingSettings,
+    cpu: Callable[[], float] | None = None,
+) -> tuple[list[float], list[float]]:
     """Seconds of single calls of ``run``, each made right after flushing the caches (untimed).
 
     torch's ``Timer`` cannot take one call per sample without warm-up calls, which would warm the
     caches, so the loop is written out. Single cold calls spread more than ``adaptive_autorange``'s
     samples (means of many warm calls), so its rule is applied to the median's uncertainty instead
     (``cold_uncertainty``): sample for ``min_run_time`` seconds, then on while the uncertainty is
-    above ``threshold``, up to ``max_run_time`` (wall time, flushes included).
+    above ``threshold``, up to ``max_run_time`` (wall time, flushes included). Also returns the calls'
+    ``cpu`` times (empty without it), read outside the timed interval.
     """
     flush = cache_flusher(settings.device)
     times: list[float] = []
+    cpu_times: list[float] = []
     started = time.perf_counter()
     while True:
         flush()
+        cpu_before = cpu() if cpu is not None else 0.0
         tic = clock()
         run()
         times.append(clock() - tic)
+        if cpu is not None:
+            cpu_times.append(cpu() - cpu_before)
         elapsed = time.perf_counter() - started
         if elapsed >= settings.max_run_time or (
             elapsed >= settings.min_run_time and len(times) >= MIN_SAMPLES
             and cold_uncertainty(times) <= settings.threshold
         ):
-            return times
+            return times, cpu_times
 
 
 def cold_uncertainty(times: list[float] | np.ndarray) -> float:
@@ -168,17 +217,17 @@ def measure(run: Callable[[], object], *, executions: int, settings: TimingSetti
     """Time ``run`` (which performs ``executions`` executions of the measured thing) per execution.
 
     The caller sets inference mode and eval mode; this warms up, then samples with cold or warm
-    caches (``settings.caches``).
+    caches (``settings.caches``), on the latency clock and, where it means something, in CPU time.
     """
-    clock = clock_function(settings)
+    clock, cpu = clock_function(settings), cpu_clock(settings)
     started = time.perf_counter()
     torch.set_num_threads(settings.threads)
     for _ in range(settings.warmup):
         run()
     if settings.caches == "cold":
-        samples, calls = cold_samples(run, clock, settings), 1
+        (samples, cpu_samples), calls = cold_samples(run, clock, settings, cpu), 1
     else:
-        samples, calls = warm_samples(run, clock, settings)
+        samples, cpu_samples, calls = warm_samples(run, clock, settings, cpu)
     times = np.array(samples) * 1e3 / executions
     q1, median, q3 = np.percentile(times, (25, 50, 75))
     uncertainty = cold_uncertainty(times) if settings.caches == "cold" else relative_iqr(times)
@@ -192,4 +241,5 @@ def measure(run: Callable[[], object], *, executions: int, settings: TimingSetti
         total_s=time.perf_counter() - started,
         noisy=bool(len(times) < MIN_SAMPLES or uncertainty > settings.threshold),
         times_ms=tuple(times.tolist()),
+        cpu_times_ms=tuple((np.array(cpu_samples) * 1e3 / executions).tolist()),
     )

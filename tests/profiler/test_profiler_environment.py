@@ -109,9 +109,11 @@ def test_environment_key_changes_with_what_the_timings_depend_on() -> None:
     again = environment.capture(threads=1)
     two = environment.capture(threads=2)
     cold = environment.capture(threads=1, caches="cold")
+    thread_clock = environment.capture(threads=1, clock="thread")  # --resume never mixes clocks
     assert environment.environment_key(one) == environment.environment_key(again)
     assert environment.environment_key(one) != environment.environment_key(two)
     assert environment.environment_key(one) != environment.environment_key(cold)
+    assert environment.environment_key(one) != environment.environment_key(thread_clock)
     assert environment.default_device_name("cpu") == "local-cpu"
     assert environment.default_device_name("cuda:0") == "local-cuda"
 
