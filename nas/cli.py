@@ -106,6 +106,7 @@ def search(
     from nas.jobs import run_search, write_job
     from nas.latency_client import LatencyClient, LatencySourceError
     from nas.progress import RichProgress, print_summary
+    from nas.searched import weights_path
     from predictor import PredictorError
     from spaces import SpaceError
 
@@ -120,7 +121,8 @@ def search(
             LatencyClient(settings.predictor_url, db_url=db, predictor=settings.predictor, token=token) as client,
             progress or nullcontext(),
         ):
-            job = run_search(settings, db_url=db, client=client, callback=progress)
+            job = run_search(settings, db_url=db, client=client, callback=progress,
+                             weights=weights_path(output) if output is not None else None)
     except (LatencySourceError, DataError, SpaceError, PredictorError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

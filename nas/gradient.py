@@ -174,10 +174,11 @@ def gradient(ctx: SearchContext) -> SearchResult:
     blocks, ks = search.answer()
     arch = supernet.architecture(blocks).with_splits(*ks)
     convergence = search.params.convergence
-    # the links of a topology are lossless: the network's function does not depend on where it is cut
-    _, accuracy = retrain(ctx, arch.with_splits(ks[0]), drop=0.0)
+    # the links of a topology are lossless; every cut codes its payload as its link sends it
+    retrained = retrain(ctx, arch, drop=0.0)
+    accuracy = retrained.accuracy_clean
     return SearchResult(
-        arch.blocks, ks[0], accuracy, accuracy, convergence,
+        arch.blocks, ks[0], accuracy, accuracy, convergence, network=retrained.network,
         extra={
             "splits": list(ks),
             "loss_rate": 0.0,
