@@ -121,6 +121,11 @@ class SearchConfig(BaseModel):
             raise ValueError(f"a topology is searched by --method gradient only, not {self.method!r}")
         return self
 
+    @field_validator("codec")
+    @classmethod
+    def _known_codec(cls, value: str | None) -> str | None:
+        return None if value is None else get_codec(value).name
+
     @model_validator(mode="after")
     def _codec_sends_the_bits(self) -> SearchConfig:
         if self.codec is None:
@@ -129,7 +134,7 @@ class SearchConfig(BaseModel):
         if "bits" not in self.model_fields_set:
             self.bits = cast(Literal[8, 16, 32], bits)
         elif bits != self.bits:
-            raise ValueError(f"codec {self.codec!r} sends {bits} bits per element, not --bits {self.bits}")
+            raise ValueError(f"--codec {self.codec} sends {bits} bits per element, not --bits {self.bits}")
         return self
 
     @property

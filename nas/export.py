@@ -188,7 +188,8 @@ def _onnx_runner(directory: Path, part: PartSpec) -> Any:
 
 
 def _torchscript_runner(directory: Path, part: PartSpec) -> Any:
-    module = torch.jit.load(str(directory / part.torchscript))
+    with _quiet():
+        module = torch.jit.load(str(directory / part.torchscript))
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -183,3 +183,14 @@ def test_nas_export_command_and_its_one_line_errors(
     with pytest.raises(ManifestError, match="nas export JOB"):
         read_manifest(tmp_path / "nothing")
     assert json.loads((out / "manifest.json").read_text())["links"][0]["from"] == 0
+
+
+def test_codec_and_bits_say_what_is_sent() -> None:
+    assert SearchConfig().payload_codec == "float32"
+    assert SearchConfig(bits=16).payload_codec == "float16"
+    assert (SearchConfig(codec="int16").bits, SearchConfig(codec="int16").payload_codec) == (16, "int16")
+    assert SearchConfig(bits=8, codec="int8").payload_codec == "int8"
+    with pytest.raises(ValueError, match="int8 sends 8 bits per element, not --bits 16"):
+        SearchConfig(bits=16, codec="int8")
+    with pytest.raises(ValueError, match="unknown payload codec 'int4'; allowed: float32, float16, int16, int8"):
+        SearchConfig(codec="int4")
