@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
 from spaces.errors import UserError
 from spaces.registry import registrar
@@ -188,7 +189,7 @@ class Affine(Codec):
         """
         xp = array_namespace(x)
         x = _float32(xp, x)
-        zero = xp.zeros((), dtype=xp.float32)
+        zero = xp.zeros((), dtype=xp.float32, device=device_of(x))
         low = xp.minimum(xp.min(x, axis=axes, keepdims=axes is not None), zero)
         high = xp.maximum(xp.max(x, axis=axes, keepdims=axes is not None), zero)
         span = xp.astype(high, xp.float64) - xp.astype(low, xp.float64)
@@ -212,9 +213,9 @@ class Affine(Codec):
         return Encoded(self.name, self.quantize(x, scale, zero_point), float(scale), int(zero_point))
 
     def decode(self, encoded: Encoded) -> Any:
-        xp = array_namespace(encoded.data)
-        return self.dequantize(encoded.data, xp.asarray(encoded.scale, dtype=xp.float32),
-                               xp.asarray(float(encoded.zero_point), dtype=xp.float32))
+        xp, where = array_namespace(encoded.data), device_of(encoded.data)
+        return self.dequantize(encoded.data, xp.asarray(encoded.scale, dtype=xp.float32, device=where),
+                               xp.asarray(float(encoded.zero_point), dtype=xp.float32, device=where))
 
     def roundtrip(self, x: Any) -> Any:
         scale, zero_point = self.parameters(x, tuple(range(1, x.ndim)) if x.ndim > 1 else None)
