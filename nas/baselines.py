@@ -28,10 +28,11 @@ def hwnas(ctx: SearchContext, *, retrain_dropout: float) -> SearchResult:
     split, scores = choose_split(ctx, supernet, blocks)
     arch = supernet.architecture(blocks, split)
     del supernet
-    accuracy_at_loss, accuracy_clean = retrain(ctx, arch, drop=retrain_dropout)
+    retrained = retrain(ctx, arch, drop=retrain_dropout)
     return SearchResult(
-        arch.blocks, split, accuracy_at_loss, accuracy_clean, searcher.convergence,
+        arch.blocks, split, retrained.accuracy_at_loss, retrained.accuracy_clean, searcher.convergence,
         extra={"split_objective": {str(k): v for k, v in sorted(scores.items())}, "retrain_dropout": retrain_dropout},
+        network=retrained.network,
     )
 
 

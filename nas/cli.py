@@ -16,6 +16,7 @@ from rich.console import Console
 from db.command_line import console_script
 from nas.cli_options import field_options, given_values, merge, with_options
 from nas.config import SearchConfig
+from nas.manifest import Exporter
 
 app = typer.Typer(help="Jointly search a network architecture and its split point(s).", no_args_is_help=True)
 entry_point = console_script(app)
@@ -106,6 +107,7 @@ def search(
     from nas.jobs import run_search, write_job
     from nas.latency_client import LatencyClient, LatencySourceError
     from nas.progress import RichProgress, print_summary
+    from nas.searched import weights_path
     from predictor import PredictorError
     from spaces import SpaceError
 
@@ -120,7 +122,8 @@ def search(
             LatencyClient(settings.predictor_url, db_url=db, predictor=settings.predictor, token=token) as client,
             progress or nullcontext(),
         ):
-            job = run_search(settings, db_url=db, client=client, callback=progress)
+            job = run_search(settings, db_url=db, client=client, callback=progress,
+                             weights=weights_path(output) if output is not None else None)
     except (LatencySourceError, DataError, SpaceError, PredictorError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -167,3 +170,39 @@ def report(
               for job in done if any(r.get("convergence") is not None for r in job.search_records)]
     for path in paths:
         console.print(f"wrote {path}")
+
+
+@app.command("export")
+def export(
+    job: Annotated[str, typer.Argument(help="the search job: its uid (in --db) or its JSON file")],
+    out: Annotated[Path, typer.Option("--out", help="directory for the parts and manifest.json")],
+    exporter: Annotated[
+        Exporter, typer.Option(help="ONNX exporter: legacy (TorchScript-based, fast) or dynamo (torch.export)")
+    ] = "legacy",
+    verify: Annotated[bool, typer.Option(help="run the exported chain once and record its deviation")] = True,
+    db: DbOption = None,
+) -> None:
+    """Cut a searched network at its split point(s): every part as ONNX and TorchScript, plus manifest.json
+    (devices, links, payload codec and shapes, predicted latency of every part and link)."""
+    from nas.export import ExportError, export_job
+    from nas.jobs import load_jobs
+    from nas.results import ResultError, read_job
+
+    path = Path(job)
+    try:
+        found = read_job(json.loads(path.read_text())) if path.suffix == ".json" and path.is_file() \
+            else load_jobs(db, uids=[job])[0]
+    except (ValueError, OSError) as exc:  # unknown uid, unreadable file or result
+        message = str(exc) if isinstance(exc, ResultError | ValueError) else f"cannot read {path}: {exc}"
+        raise ExportError(f"{message} (give a job uid from `nas report` or a job JSON file)") from None
+    with console.status(f"exporting the parts of job {found.uid}"):
+        manifest = export_job(found, out, exporter=exporter, verify=verify)
+    for part in manifest.parts:
+        console.print(f"part {part.index} on {part.device}: {out / part.onnx}, {out / part.torchscript} "
+                      f"({part.input_shape} -> {part.output_shape}, predicted {part.predicted_ms:.2f} ms)")
+    for link in manifest.links:
+        console.print(f"link {link.from_} -> {link.to}: {link.payload_bytes} bytes {link.codec.name} at "
+                      f"{link.bandwidth_mbps:g} Mbit/s, predicted {link.predicted_ms:.2f} ms")
+    checked = ", ".join(f"{k.removesuffix('_max_abs_error')} {v:.2g}" for k, v in manifest.verification.items())
+    console.print(f"predicted total {manifest.predicted_total_ms:.2f} ms; wrote {out / 'manifest.json'}"
+                  + (f" (largest deviation from torch: {checked})" if checked else ""))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from spaces.codecs import CODECS, DEFAULT_CODECS, get_codec
 
 
 class OptimizerConfig(BaseModel):
@@ -63,7 +65,12 @@ class SearchConfig(BaseModel):
     head_device: str = Field("raspi4", description="device running the head (its latency table)")
     tail_device: str = Field("edgegpu", description="device running the tail")
     bandwidth_mbps: float = Field(8.0, gt=0, description="link throughput r in Mbit/s")
-    bits: Literal[8, 16, 32] = Field(32, description="bits per transmitted element q")
+    bits: Literal[8, 16, 32] = Field(32, description="bits per transmitted element q: what the link really sends "
+                                     "(32 float32, 16 float16, 8 int8; see --codec)")
+    codec: str | None = Field(
+        None, description=f"payload codec of the split tensor: {', '.join(CODECS)} (default: the one of --bits; "
+        "int16 is the other 16-bit one); applied in training (straight-through), evaluation and deployment",
+    )
     loss: float = Field(0.2, ge=0, lt=1, description="packet-loss rate of the link (share of dropped elements)")
     t_th: float = Field(30.0, gt=0, description="latency threshold T_th in ms")
     eps_loss: float = Field(1.0, ge=0, description="weight of l_SC in the objective")
@@ -113,6 +120,27 @@ class SearchConfig(BaseModel):
         if self.method != "gradient" and self.topology is not None:
             raise ValueError(f"a topology is searched by --method gradient only, not {self.method!r}")
         return self
+
+    @field_validator("codec")
+    @classmethod
+    def _known_codec(cls, value: str | None) -> str | None:
+        return None if value is None else get_codec(value).name
+
+    @model_validator(mode="after")
+    def _codec_sends_the_bits(self) -> SearchConfig:
+        if self.codec is None:
+            return self
+        bits = get_codec(self.codec).bits
+        if "bits" not in self.model_fields_set:
+            self.bits = cast(Literal[8, 16, 32], bits)
+        elif bits != self.bits:
+            raise ValueError(f"--codec {self.codec} sends {bits} bits per element, not --bits {self.bits}")
+        return self
+
+    @property
+    def payload_codec(self) -> str:
+        """The codec the link sends the split tensor with: ``codec``, or the default one of ``bits``."""
+        return self.codec or DEFAULT_CODECS[self.bits]
 
     @field_validator("dropout_set")
     @classmethod

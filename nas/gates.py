@@ -14,13 +14,14 @@ exponentials is what it was: the unsampled ops keep their probabilities.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 import torch
 from torch import nn
 
 from nas.supernet import Supernet
+from spaces.codecs import Codec, quantize_ste
 
 
 def gate_gradient(alpha: torch.Tensor, gate_grad: torch.Tensor) -> torch.Tensor:
@@ -129,22 +130,41 @@ class GatedSupernet(Supernet):
 
     families = ("fbnet", "mbconv")
 
+    def _candidate(self, layer: int, index: int, x: torch.Tensor, codec: Codec | None) -> torch.Tensor:
+        """One candidate's output; with a cut after it, coded by ``codec`` (inside a bottleneck: after its front)."""
+        op = self.op(layer, index)
+        if codec is None:
+            return op(x)
+        if self._bottleneck[layer][index]:
+            return op.get_submodule("back")(quantize_ste(op.get_submodule("front")(x), codec))
+        return quantize_ste(op(x), codec)
+
     def forward_paths(
-        self, x: torch.Tensor, paths: Sequence[Sequence[int] | int], gates: Sequence[torch.Tensor | None] | None = None
+        self, x: torch.Tensor, paths: Sequence[Sequence[int] | int], gates: Sequence[torch.Tensor | None] | None = None,
+        cuts: Mapping[int, Codec] | None = None,
     ) -> torch.Tensor:
-        """Run ``paths[l]`` at layer l: one index, or candidates mixed as sum_j gates[l][j] * out_j."""
+        """Run ``paths[l]`` at layer l: one index, or candidates mixed as sum_j gates[l][j] * out_j.
+
+        ``cuts`` maps split points to the codec of the link there: the payload is coded straight-through,
+        each candidate's own (binary gates make the mix the active one's).
+        """
+        cuts = cuts or {}
         for module in self.prefix.values():
             x = module(x)
+        if 0 in cuts:
+            x = quantize_ste(x, cuts[0])
         if len(paths) != len(self.layers):
             raise ValueError(f"expected {len(self.layers)} paths, one per layer, got {len(paths)}")
         for i, path in enumerate(paths):
             gate = gates[i] if gates is not None else None
+            codec = cuts.get(i + 1)
             if isinstance(path, int) or gate is None:
                 index = path if isinstance(path, int) else path[0]
-                x = self.op(i, int(index))(x)
+                x = self._candidate(i, int(index), x, codec)
                 continue
             # a sum of tensors is a tensor (sum's start, 0, only types as int)
-            x = cast(torch.Tensor, sum(g * self.op(i, int(j))(x) for g, j in zip(gate, path, strict=True)))
+            mixed = sum(g * self._candidate(i, int(j), x, codec) for g, j in zip(gate, path, strict=True))
+            x = cast(torch.Tensor, mixed)
         for module in self.suffix.values():
             x = module(x)
         return x

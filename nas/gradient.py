@@ -22,22 +22,26 @@ from nas.latency import TopologyLatency
 from nas.latency_losses import LatencyLoss, create_latency_loss
 from nas.methods import SearchContext, SearchResult, register_method
 from nas.training import make_optimizer, retrain
+from spaces.codecs import Codec
 
 
 class GradientSearch:
     """Binary-gate search state: the supernet, architecture parameters, E[T] and the loss form.
 
     ``splits`` fixes the topology's split points; ``None`` searches them (one categorical per split
-    point, E[T] taken over their joint distribution on strictly increasing tuples).
+    point, E[T] taken over their joint distribution on strictly increasing tuples). With fixed splits,
+    ``codecs`` (one per split point) code the payloads there as the links send them; searched split
+    points move, so the paths then train uncoded (the re-trained answer is coded).
     """
 
     def __init__(
         self, supernet: GatedSupernet, expected: ExpectedLatency, loss: LatencyLoss, *,
         splits: Sequence[int] | None, weight_optimizer: torch.optim.Optimizer, arch_lr: float = 6e-3,
-        seed: int | None = None,
+        seed: int | None = None, codecs: Sequence[Codec] | None = None,
     ) -> None:
         self.supernet, self.expected, self.loss = supernet, expected, loss
         self.splits = None if splits is None else tuple(int(k) for k in splits)
+        self.cuts = dict(zip(self.splits, codecs, strict=True)) if self.splits is not None and codecs else {}
         n_splits, positions = expected.topology.n_splits, expected.n_layers + 1
         self.params = ArchitectureParameters(
             supernet.categories, split_shape=None if self.splits is not None else (n_splits, positions), seed=seed
@@ -54,7 +58,7 @@ class GradientSearch:
 
     def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One path per layer from p; cross-entropy on a training batch; one optimizer step of its weights."""
-        loss = F.cross_entropy(self.supernet.forward_paths(x, self.params.sample_paths()), y)
+        loss = F.cross_entropy(self.supernet.forward_paths(x, self.params.sample_paths(), cuts=self.cuts), y)
         self.weight_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.weight_optimizer.step()
@@ -66,7 +70,7 @@ class GradientSearch:
         gates = self.params.sample_gates(pairs, device=x.device)
         self.supernet.requires_grad_(False)  # gradients for the gates only, not for the weights
         try:
-            ce = F.cross_entropy(self.supernet.forward_paths(x, pairs, gates), y)
+            ce = F.cross_entropy(self.supernet.forward_paths(x, pairs, gates, cuts=self.cuts), y)
             expected = self.expected_ms()
             loss = self.loss(ce.to(expected.dtype).cpu(), expected)
             self.arch_optimizer.zero_grad(set_to_none=True)
@@ -135,7 +139,7 @@ def gradient(ctx: SearchContext) -> SearchResult:
     total_steps = (config.pretrain_epochs + config.search_epochs) * steps
     weight_optimizer, scheduler = make_optimizer(supernet.parameters(), config.supernet_optimizer, total_steps)
     search = GradientSearch(supernet, expected, loss, splits=splits, weight_optimizer=weight_optimizer,
-                            arch_lr=options.arch_lr, seed=config.seed)
+                            arch_lr=options.arch_lr, seed=config.seed, codecs=latency.codecs)
 
     def describe() -> dict[str, Any]:
         blocks, ks = search.answer()
@@ -174,10 +178,11 @@ def gradient(ctx: SearchContext) -> SearchResult:
     blocks, ks = search.answer()
     arch = supernet.architecture(blocks).with_splits(*ks)
     convergence = search.params.convergence
-    # the links of a topology are lossless: the network's function does not depend on where it is cut
-    _, accuracy = retrain(ctx, arch.with_splits(ks[0]), drop=0.0)
+    # the links of a topology are lossless; every cut codes its payload as its link sends it
+    retrained = retrain(ctx, arch, drop=0.0)
+    accuracy = retrained.accuracy_clean
     return SearchResult(
-        arch.blocks, ks[0], accuracy, accuracy, convergence,
+        arch.blocks, ks[0], accuracy, accuracy, convergence, network=retrained.network,
         extra={
             "splits": list(ks),
             "loss_rate": 0.0,

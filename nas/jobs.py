@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from db import queries
+from db import get_settings, queries
 from db.engine import session_scope
 from db.models import SearchJob
 from nas import baselines as _baselines  # noqa: F401  (registers the methods)
@@ -22,6 +22,8 @@ from nas.latency import SplitLatencyModel, TopologyLatency
 from nas.latency_client import LatencyClient
 from nas.methods import CallbackList, SearchCallback, SearchContext, SearchResult, get_method
 from nas.results import Job, Result, ResultError, SplitResult, TopologyResult, read_result, stored_error
+from nas.searched import save_searched_network, weights_path
+from nas.supernet import SplitNetwork
 from predictor.latency import Link
 from predictor.topology_file import parse_topology
 from spaces import Architecture, get_space
@@ -55,14 +57,16 @@ def resolve_device(name: str) -> torch.device:
 
 def run_search(
     config: SearchConfig, *, db_url: str | None = None, client: LatencyClient | None = None,
-    callback: SearchCallback | None = None, data: ImageData | None = None,
+    callback: SearchCallback | None = None, data: ImageData | None = None, weights: Path | None = None,
 ) -> Job:
     """Run ``config.method`` as a stored search job and return it.
 
     Without ``client``, latency tables come from ``config.predictor_url`` or, without a URL, the
     database. ``data`` skips loading ``config.data`` (e.g. to share it between runs). Everything a typo
     can break (method, space, device, latency tables, data) is checked before the job is stored, so a
-    mistake leaves no failed job behind.
+    mistake leaves no failed job behind. The re-trained answer's weights are written to ``weights``
+    (default: ``<data dir>/jobs/<uid>.weights.pt``) before the job is marked completed, and its result
+    names the file (``nas.searched.load_searched_network``).
     """
     method = get_method(config.method)
     get_space(config.space)
@@ -77,7 +81,7 @@ def run_search(
             if config.topology is not None
             else SplitLatencyModel(
                 client, space=config.space, head_device=config.head_device, tail_device=config.tail_device,
-                link=Link(config.bandwidth_mbps, config.bits),
+                link=Link(config.bandwidth_mbps, config.bits, config.codec),
             )
         )
         data = data or subset(load_data(config.data), config.data_limit)
@@ -90,6 +94,10 @@ def run_search(
             ctx = SearchContext(config, data, latency, device, callbacks)
             found = method(ctx)
             result = summarize(ctx, found, wall_s=time.perf_counter() - start)
+            if isinstance(found.network, SplitNetwork):
+                path = weights or weights_path(get_settings().data_dir / "jobs" / f"{uid}.json")
+                kept = save_searched_network(found.network, path, job=uid)
+                result = result.model_copy(update={"weights": str(kept)})
         except BaseException as exc:
             with session_scope(db_url) as session:
                 queries.finish_job(session, uid=uid, status="failed",
@@ -132,6 +140,7 @@ def summarize(ctx: SearchContext, found: SearchResult, *, wall_s: float) -> Resu
         "data": ctx.data.name,
         "num_classes": ctx.data.num_classes,
         "device": str(ctx.device),
+        "codec": None if config.topology is not None else config.payload_codec,
         **found.extra,
     }
     kind = TopologyResult if config.topology is not None else SplitResult

@@ -18,6 +18,7 @@ from nas.latency_client import LatencyClient
 from predictor.latency import DeviceLUT, Link, batch_architecture_latency, batch_split_latency, split_latency
 from predictor.topology import CompletionLatency, Topology, completion_latency, topology_luts
 from spaces import Architecture, SearchSpace, get_space
+from spaces.codecs import Codec
 
 
 @runtime_checkable
@@ -29,6 +30,11 @@ class LatencyModel(Protocol):
 
     @property
     def seconds(self) -> float: ...
+
+    @property
+    def codecs(self) -> tuple[Codec, ...]:
+        """The payload codec of every cut, in order: what the links send."""
+        ...
 
     def breakdown(self, arch: Architecture) -> dict[str, Any]:
         """Total latency of ``arch`` and where it goes, as a search job records it."""
@@ -78,6 +84,10 @@ class SplitLatencyModel(_TimedTables):
         for layer in self.space.layers:
             self.columns[layer.index, : len(layer.blocks)] = [self.head.column(b.name) for b in layer.blocks]
 
+    @property
+    def codecs(self) -> tuple[Codec, ...]:
+        return (self.link.encoding,)
+
     def _lut_columns(self, blocks: np.ndarray) -> np.ndarray:
         blocks = np.atleast_2d(np.asarray(blocks, dtype=np.intp))
         return self.columns[np.arange(blocks.shape[1])[None, :], blocks]
@@ -120,6 +130,13 @@ class TopologyLatency(_TimedTables):
         self.topology = topology
         self.luts = topology_luts(topology, self._table)
 
+    @property
+    def codecs(self) -> tuple[Codec, ...]:
+        """The codec of the link across each cut (a mesh's broadcast and merge: the first branch's links)."""
+        stages = self.topology.stages
+        return tuple(self.topology.link(a.devices[0], b.devices[0]).encoding
+                     for a, b in zip(stages, stages[1:], strict=False))
+
     def completion(self, arch: Architecture) -> CompletionLatency:
         with self._timed(1):
             return completion_latency(arch, self.topology, self.luts)
@@ -137,7 +154,8 @@ class TopologyLatency(_TimedTables):
                 "name": self.topology.name, "kind": self.topology.kind, "stages": self.topology.describe(),
                 "devices": [d.label for d in self.topology.devices],
                 "derived_devices": [d.label for d in self.topology.devices if d.derived],
-                "links": [{"from": a, "to": b, "bandwidth_mbps": link.bandwidth_mbps, "bits": link.bits}
+                "links": [{"from": a, "to": b, "bandwidth_mbps": link.bandwidth_mbps, "bits": link.bits,
+                           "codec": link.codec}
                           for (a, b), link in self.topology.links.items()],
             },
             "assignment": self.topology.assignment_table(arch.splits, n),

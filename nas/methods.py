@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from nas.config import SearchConfig
 from nas.data import ImageData, Split
@@ -108,6 +109,7 @@ class SearchResult:
     accuracy_clean: float
     convergence: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    network: nn.Module | None = None  # the re-trained answer (nas.supernet.SplitNetwork), kept with the job
 
 
 Method = Callable[[SearchContext], SearchResult]

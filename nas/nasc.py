@@ -16,7 +16,8 @@ def one_shot_search(ctx: SearchContext, searcher_name: str) -> SearchResult:
     """Pre-train the supernet over sampled paths and split points, search them jointly with the named
     searcher, then re-train the answer from scratch with dropout at its split point."""
     config = ctx.config
-    supernet = pretrained_supernet(ctx, search_splits=True, drop=config.train_dropout)
+    supernet = pretrained_supernet(ctx, search_splits=True, drop=config.train_dropout,
+                                   codec=ctx.split_latency.link.encoding)
     n_layers = len(supernet.layers)
     searcher = create_searcher(
         searcher_name, supernet.categories + [n_layers + 1], seed=config.seed, **config.searcher_options
@@ -25,8 +26,9 @@ def one_shot_search(ctx: SearchContext, searcher_name: str) -> SearchResult:
     blocks, split = decode(searcher.most_likely, n_layers)
     arch = supernet.architecture(blocks, split)
     del supernet
-    accuracy_at_loss, accuracy_clean = retrain(ctx, arch, drop=config.train_dropout)
-    return SearchResult(arch.blocks, arch.split, accuracy_at_loss, accuracy_clean, searcher.convergence)
+    retrained = retrain(ctx, arch, drop=config.train_dropout)
+    return SearchResult(arch.blocks, arch.split, retrained.accuracy_at_loss, retrained.accuracy_clean,
+                        searcher.convergence, network=retrained.network)
 
 
 @register_method("nasc")

@@ -71,6 +71,8 @@ def print_summary(console: Console, job: Job) -> None:
     table.add_column(style="bold")
     table.add_column()
     rows = split_rows(job.config, result) if isinstance(result, SplitResult) else topology_rows(job.config, result)
+    if result.weights:
+        rows.append(("weights", f"{result.weights}  (nas export {job.uid} --out DIR)"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
@@ -84,7 +86,8 @@ def split_rows(config: SearchConfig, result: SplitResult) -> list[tuple[str, str
         ("architecture", result.architecture),
         ("split point", f"{result.split} (head: {latency.head_device}, tail: {latency.tail_device})"),
         ("head compute", f"{latency.head_ms:.2f} ms"),
-        ("link", f"{latency.comm_ms:.2f} ms ({config.bandwidth_mbps} Mbit/s, {config.bits} bits)"),
+        ("link", f"{latency.comm_ms:.2f} ms ({config.bandwidth_mbps} Mbit/s, {config.bits} bits, "
+                 f"{config.payload_codec})"),
         ("tail compute", f"{latency.tail_ms:.2f} ms"),
         ("total latency", f"{latency.total_ms:.2f} ms  (T_th {config.t_th} ms, met: {meets})"),
         ("payload", f"{latency.payload_elements} elements = {result.payload_bytes} bytes"),

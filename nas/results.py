@@ -65,6 +65,7 @@ class LinkSummary(_Strict):
     to: str
     bandwidth_mbps: float
     bits: int
+    codec: str | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
@@ -109,6 +110,8 @@ class _Found(_Strict):
     data: str
     num_classes: int
     device: str
+    codec: str | None = Field(None, description="payload codec of the head-tail link (a topology: its links' bits)")
+    weights: str | None = Field(None, description="file of the re-trained answer's weights (nas.searched)")
 
 
 class SplitResult(_Found):

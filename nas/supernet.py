@@ -1,4 +1,4 @@
-"""The one-shot supernet of the fbnet spaces, the split network, and simulated packet loss.
+"""The one-shot supernet of the fbnet spaces, the split network, and the link: payload codec and packet loss.
 
 Every candidate op is built by ``spaces.modules.build_op`` from the space's own ``Op`` definitions, so
 the path of one architecture holds exactly the modules (and parameter names, up to a prefix) of
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from spaces import Architecture, SearchSpace, get_space
+from spaces.codecs import Codec, get_codec, quantize_ste
 from spaces.modules import build_op, build_parts
 
 SUPERNET_FAMILIES = ("fbnet",)
@@ -36,6 +37,16 @@ def packet_loss(
     keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
     kept = x * keep
     return kept / (1 - p) if scale else kept
+
+
+def over_link(
+    x: torch.Tensor, codec: Codec | str | int | None, p: float, *, generator: torch.Generator | None = None,
+    scale: bool = False,
+) -> torch.Tensor:
+    """What the next device receives of the payload ``x``: coded as the link sends it (straight-through, each
+    sample with its own scale), then elements lost with probability ``p`` are zeros."""
+    sent = x if codec is None else quantize_ste(x, codec)
+    return packet_loss(sent, p, generator=generator, scale=scale)
 
 
 def replace_classifier(space: SearchSpace, num_classes: int | None) -> nn.Linear | None:
@@ -115,10 +126,10 @@ class Supernet(nn.Module):
 
     def forward(
         self, x: torch.Tensor, blocks: Sequence[int], split: int, drop: float = 0.0, *,
-        generator: torch.Generator | None = None, scale: bool = False,
+        generator: torch.Generator | None = None, scale: bool = False, codec: Codec | str | None = None,
     ) -> torch.Tensor:
         z = self.head(x, blocks, split)
-        return self.tail(packet_loss(z, drop, generator=generator, scale=scale), blocks, split)
+        return self.tail(over_link(z, codec, drop, generator=generator, scale=scale), blocks, split)
 
     def path_names(self, blocks: Sequence[int]) -> dict[str, str]:
         """Supernet module prefix -> the name of the same module in ``build_network(arch)``."""
@@ -153,33 +164,55 @@ class Supernet(nn.Module):
 
 
 class SplitNetwork(nn.Module):
-    """One architecture cut at its split point into a head and a tail (``spaces.modules.build_parts``).
+    """One architecture cut at its split point(s) into parts (``spaces.modules.build_parts``), one per device.
 
-    The forward pass drops elements of the payload with the link's loss rate, as the deployed model sees it.
+    Between two parts the payload goes over a link: coded with that link's codec (``codecs[i]`` after part
+    i, float32 by default) and, when ``drop`` is given, with that share of its elements lost, as the
+    deployed model sees it.
     """
 
-    def __init__(self, arch: Architecture, num_classes: int | None = None) -> None:
+    def __init__(
+        self, arch: Architecture, num_classes: int | None = None,
+        codecs: Sequence[Codec | str | int] | None = None,
+    ) -> None:
         super().__init__()
-        arch.split  # noqa: B018  (raises unless there is exactly one split point)
+        if not arch.splits:
+            raise ValueError(f"a split network needs at least one split point: {arch}")
         self.arch = arch
-        head, tail = build_parts(arch)
+        parts = build_parts(arch)
         classifier = replace_classifier(arch.space, num_classes)
         if classifier is not None:
-            tail.fc = classifier
-        self.head, self.tail = head, tail
+            parts[-1].fc = classifier
+        self.num_classes = num_classes or arch.space.num_classes
+        self.parts = nn.ModuleList(parts)
+        codecs = ["float32"] * len(arch.splits) if codecs is None else list(codecs)
+        if len(codecs) != len(arch.splits):
+            raise ValueError(f"{len(arch.splits)} split points need {len(arch.splits)} codecs, got {len(codecs)}")
+        self.codecs = tuple(get_codec(c) for c in codecs)
+
+    @property
+    def head(self) -> nn.Module:
+        return self.parts[0]
+
+    @property
+    def tail(self) -> nn.Module:
+        return self.parts[-1]
 
     def forward(
         self, x: torch.Tensor, drop: float = 0.0, *, generator: torch.Generator | None = None, scale: bool = False
     ) -> torch.Tensor:
-        return self.tail(packet_loss(self.head(x), drop, generator=generator, scale=scale))
+        x = self.parts[0](x)
+        for codec, part in zip(self.codecs, self.parts[1:], strict=True):
+            x = part(over_link(x, codec, drop, generator=generator, scale=scale))
+        return x
 
     def load_network_state(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Load the weights of ``build_network(arch)`` (or ``Supernet.subnet_state_dict``) into the two parts."""
+        """Load the weights of ``build_network(arch)`` (or ``Supernet.subnet_state_dict``) into the parts."""
         own = self.state_dict()
         mapped = {}
         for key, value in state_dict.items():
             top, _, rest = key.partition(".")
-            names = [f"{part}.{name}" for name in (key, f"{top}_{rest}") for part in ("head", "tail")]
+            names = [f"parts.{i}.{name}" for name in (key, f"{top}_{rest}") for i in range(len(self.parts))]
             found = [name for name in names if name in own]
             if not found:
                 raise KeyError(f"{key!r} has no place in the split network of {self.arch}")

@@ -7,6 +7,7 @@ search, the objective of the distribution update, and the dropout of each stage.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from torch import nn
 from nas.config import OptimizerConfig
 from nas.methods import SearchContext, decode
 from nas.searchers import RandomSearch, Searcher
-from nas.supernet import SplitNetwork, Supernet, packet_loss
+from nas.supernet import SplitNetwork, Supernet, over_link, packet_loss
 from spaces import Architecture
+from spaces.codecs import Codec
 
 Objective = Callable[[torch.Tensor, torch.Tensor, np.ndarray], np.ndarray]
 Describe = Callable[[np.ndarray], dict[str, Any]]
@@ -48,9 +50,11 @@ def descend(
     return loss.item()
 
 
-def pretrain_supernet(ctx: SearchContext, supernet: Supernet, *, search_splits: bool, drop: float) -> None:
+def pretrain_supernet(
+    ctx: SearchContext, supernet: Supernet, *, search_splits: bool, drop: float, codec: Codec | None = None
+) -> None:
     """Stage 1: each step trains the mean loss of ``lambda_x`` uniformly sampled paths (and split points)
-    with dropout ``drop`` at the split."""
+    with the payload coded by ``codec`` (straight-through) and dropout ``drop`` at the split."""
     config = ctx.config
     n_layers = len(supernet.layers)
     categories = supernet.categories + ([n_layers + 1] if search_splits else [])
@@ -67,24 +71,32 @@ def pretrain_supernet(ctx: SearchContext, supernet: Supernet, *, search_splits: 
             for sample in sampler.sample(config.lambda_x):
                 blocks, split = decode(sample, n_layers)
                 logits = supernet(x, blocks, n_layers if split is None else split, drop,
-                                  generator=ctx.loss_generator, scale=config.scale_dropout)
+                                  generator=ctx.loss_generator, scale=config.scale_dropout, codec=codec)
                 loss = loss + F.cross_entropy(logits, y) / config.lambda_x
             losses.append(descend(loss, optimizer, scheduler))
             ctx.callback.on_step("pretrain")
         ctx.callback.on_epoch({"stage": "pretrain", "epoch": epoch + 1, "loss": float(np.mean(losses))})
 
 
-def pretrain_settings(ctx: SearchContext, *, search_splits: bool, drop: float) -> dict[str, Any]:
-    """Everything stage 1's result depends on (the key of a cached pre-trained supernet)."""
+def pretrain_settings(
+    ctx: SearchContext, *, search_splits: bool, drop: float, codec: Codec | None = None
+) -> dict[str, Any]:
+    """Everything stage 1's result depends on (the key of a cached pre-trained supernet).
+
+    The codec is named when it codes anything: caches made before codecs existed were trained in float32.
+    """
     settings = ctx.config.model_dump(mode="json", include={
         "space", "pretrain_epochs", "steps_per_epoch", "lambda_x", "batch_size", "supernet_optimizer", "seed",
         "data_limit", "scale_dropout",
     })
+    coded = {"codec": codec.name} if codec is not None and codec.name != "float32" else {}
     return settings | {"data": ctx.data.name, "search_splits": search_splits, "drop": drop,
-                       "num_classes": ctx.data.num_classes}
+                       "num_classes": ctx.data.num_classes} | coded
 
 
-def pretrained_supernet(ctx: SearchContext, *, search_splits: bool, drop: float) -> Supernet:
+def pretrained_supernet(
+    ctx: SearchContext, *, search_splits: bool, drop: float, codec: Codec | None = None
+) -> Supernet:
     """Stage 1, or its result from ``supernet_cache`` when that file was made with the same settings.
 
     One-shot search trains the supernet once: searches with other searchers, thresholds or links reuse it.
@@ -92,7 +104,7 @@ def pretrained_supernet(ctx: SearchContext, *, search_splits: bool, drop: float)
     config = ctx.config
     torch.manual_seed(config.seed)
     supernet = Supernet(config.space, ctx.data.num_classes).to(ctx.device)
-    settings = pretrain_settings(ctx, search_splits=search_splits, drop=drop)
+    settings = pretrain_settings(ctx, search_splits=search_splits, drop=drop, codec=codec)
     path = Path(config.supernet_cache) if config.supernet_cache else None
     if path is not None and path.is_file():
         saved = torch.load(path, map_location=ctx.device, weights_only=True)
@@ -104,7 +116,7 @@ def pretrained_supernet(ctx: SearchContext, *, search_splits: bool, drop: float)
         supernet.load_state_dict(saved["state_dict"])
         ctx.callback.on_epoch({"stage": "pretrain", "epoch": 0, "loaded": str(path)})
         return supernet
-    pretrain_supernet(ctx, supernet, search_splits=search_splits, drop=drop)
+    pretrain_supernet(ctx, supernet, search_splits=search_splits, drop=drop, codec=codec)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"settings": settings, "state_dict": supernet.state_dict()}, path)
@@ -114,10 +126,11 @@ def pretrained_supernet(ctx: SearchContext, *, search_splits: bool, drop: float)
 @torch.no_grad()
 def sc_loss(
     ctx: SearchContext, supernet: Supernet, x: torch.Tensor, y: torch.Tensor, blocks: Sequence[int] | np.ndarray,
-    split: int, rates: Sequence[float],
+    split: int, rates: Sequence[float], codec: Codec | None = None,
 ) -> float:
-    """l_SC: the mean over ``rates`` of the cross-entropy with that packet loss at the split (head run once)."""
-    payload = supernet.head(x, blocks, split)
+    """l_SC: the mean over ``rates`` of the cross-entropy with the payload coded by ``codec`` and that packet
+    loss at the split (head run and payload coded once)."""
+    payload = over_link(supernet.head(x, blocks, split), codec, 0.0)
     losses = [
         F.cross_entropy(
             supernet.tail(packet_loss(payload, p, generator=ctx.loss_generator, scale=ctx.config.scale_dropout),
@@ -132,10 +145,12 @@ def sc_loss(
 def split_objective(ctx: SearchContext, supernet: Supernet) -> Objective:
     """NASC's J: eps_loss * l_SC + eps_lat * max(0, T_split - T_th), for samples holding a split point."""
     config, n_layers = ctx.config, len(supernet.layers)
+    codec = ctx.split_latency.link.encoding
 
     def objective(x: torch.Tensor, y: torch.Tensor, samples: np.ndarray) -> np.ndarray:
         latency = ctx.split_latency.split(samples[:, :n_layers], samples[:, n_layers])["total_ms"]
-        losses = [sc_loss(ctx, supernet, x, y, s[:n_layers], int(s[n_layers]), config.dropout_set) for s in samples]
+        losses = [sc_loss(ctx, supernet, x, y, s[:n_layers], int(s[n_layers]), config.dropout_set, codec)
+                  for s in samples]
         return config.eps_loss * np.asarray(losses) + config.eps_lat * np.maximum(0.0, latency - config.t_th)
 
     return objective
@@ -205,6 +220,7 @@ def choose_split(ctx: SearchContext, supernet: Supernet, blocks: np.ndarray) -> 
     reaches the best J found (l_SC >= 0) no later split can win, so their l_SC is not computed.
     """
     config, n_layers = ctx.config, len(supernet.layers)
+    codec = ctx.split_latency.link.encoding
     splits = np.arange(n_layers + 1)
     latency = ctx.split_latency.split(np.repeat(blocks[None], len(splits), axis=0), splits)["total_ms"]
     penalty = config.eps_lat * np.maximum(0.0, latency - config.t_th)
@@ -220,7 +236,7 @@ def choose_split(ctx: SearchContext, supernet: Supernet, blocks: np.ndarray) -> 
     for k in np.argsort(penalty, kind="stable"):
         if penalty[k] >= best:
             break
-        loss = np.mean([sc_loss(ctx, supernet, x, y, blocks, int(k), config.dropout_set) for x, y in batches])
+        loss = np.mean([sc_loss(ctx, supernet, x, y, blocks, int(k), config.dropout_set, codec) for x, y in batches])
         scores[int(k)] = float(config.eps_loss * loss + penalty[k])
         if scores[int(k)] < best:
             best, best_split = scores[int(k)], int(k)
@@ -234,7 +250,7 @@ def choose_split(ctx: SearchContext, supernet: Supernet, blocks: np.ndarray) -> 
 
 @torch.no_grad()
 def accuracy(ctx: SearchContext, network: SplitNetwork, drop: float) -> float:
-    """Test accuracy with packet loss ``drop`` at the split."""
+    """Test accuracy with the payload coded as its link sends it and packet loss ``drop`` at the split."""
     network.eval()
     correct = total = 0
     # evaluation keeps no activations for backward: larger batches run faster
@@ -245,14 +261,21 @@ def accuracy(ctx: SearchContext, network: SplitNetwork, drop: float) -> float:
     return correct / max(total, 1)
 
 
-def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> tuple[float, float]:
-    """Stage 3: train ``arch`` from scratch with dropout ``drop`` at its split point.
+@dataclass
+class Retrained:
+    """The re-trained answer and its test accuracy at the link's loss rate and without loss."""
 
-    Returns test accuracy at the link's loss rate and without loss.
-    """
+    network: SplitNetwork
+    accuracy_at_loss: float
+    accuracy_clean: float
+
+
+def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> Retrained:
+    """Stage 3: train ``arch`` from scratch with its payloads coded as its links send them (straight-through)
+    and dropout ``drop`` at its split point(s)."""
     config = ctx.config
     torch.manual_seed(config.seed)
-    network = SplitNetwork(arch, ctx.data.num_classes).to(ctx.device)
+    network = SplitNetwork(arch, ctx.data.num_classes, ctx.latency.codecs).to(ctx.device)
     steps = ctx.steps("train")
     ctx.begin_stage("retrain", config.retrain_epochs, steps)
     optimizer, scheduler = make_optimizer(network.parameters(), config.retrain_optimizer,
@@ -266,4 +289,4 @@ def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> tuple[flo
             ctx.callback.on_step("retrain")
         ctx.callback.on_epoch({"stage": "retrain", "epoch": epoch + 1, "loss": float(np.mean(losses)),
                                "arch": arch.encode()})
-    return accuracy(ctx, network, config.loss), accuracy(ctx, network, 0.0)
+    return Retrained(network, accuracy(ctx, network, config.loss), accuracy(ctx, network, 0.0))

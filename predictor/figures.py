@@ -379,7 +379,7 @@ def answer_layers(job: Mapping[str, Any], head: DeviceLUT, tail: DeviceLUT) -> l
     """Per layer of a job's answer: block, device, latency (ms) and the payload (bytes) of a split after it."""
     config, result = job["config"], job["result"]
     arch = Architecture.parse(result["architecture"], job["space"])
-    link = Link(config["bandwidth_mbps"], config.get("bits", 32))
+    link = Link(config["bandwidth_mbps"], config.get("bits", 32), config.get("codec"))
     chain = split_latency(arch, head, tail, link)
     split = arch.split
     return [

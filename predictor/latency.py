@@ -18,6 +18,7 @@ from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
 from spaces import Architecture, SearchSpace, get_space
+from spaces.codecs import DEFAULT_CODECS, Codec, get_codec
 from spaces.errors import InvalidArchitectureError
 
 # below one bit per second a link's transfer time is no longer a finite number of milliseconds
@@ -26,10 +27,15 @@ MIN_BANDWIDTH_MBPS = 1e-6
 
 @dataclass(frozen=True)
 class Link:
-    """A network link: throughput in Mbit/s and bits per transmitted element."""
+    """A network link: throughput in Mbit/s, bits per transmitted element and the payload codec sending them.
+
+    ``codec`` defaults to the bits' codec (``spaces.codecs.DEFAULT_CODECS``: float32, float16, int8);
+    ``int16`` is the other 16-bit one.
+    """
 
     bandwidth_mbps: float
     bits: int = 32
+    codec: str | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.bandwidth_mbps) and self.bandwidth_mbps >= MIN_BANDWIDTH_MBPS):
@@ -39,6 +45,15 @@ class Link:
             )
         if self.bits not in (8, 16, 32):
             raise ValueError(f"bits must be 8, 16 or 32, got {self.bits}")
+        if self.codec is None:
+            object.__setattr__(self, "codec", DEFAULT_CODECS[self.bits])
+        elif self.encoding.bits != self.bits:
+            raise ValueError(f"codec {self.codec!r} sends {self.encoding.bits} bits per element, not {self.bits}")
+
+    @property
+    def encoding(self) -> Codec:
+        """The payload codec (``spaces.codecs``): what the link really sends."""
+        return get_codec(self.codec or self.bits)
 
     def transfer_ms(self, elements: float | np.ndarray) -> float | np.ndarray:
         """T_comm = q * n / r, in milliseconds."""
@@ -49,8 +64,8 @@ class Link:
     @overload
     def payload_bytes(self, elements: np.ndarray) -> np.ndarray: ...
     def payload_bytes(self, elements: float | np.ndarray) -> float | np.ndarray:
-        """Bytes that ``elements`` tensor elements take on this link (q / 8 per element)."""
-        return elements * self.bits / 8
+        """Bytes that ``elements`` tensor elements take on this link: q / 8 per element plus the codec's header."""
+        return self.encoding.payload_bytes(elements)  # type: ignore[no-any-return]
 
 
 @dataclass

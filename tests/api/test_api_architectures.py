@@ -55,7 +55,9 @@ def test_blocks_and_split_give_the_same_answer_as_the_string(api: Target) -> Non
 def test_quantized_payloads_shrink_the_link_time(api: Target) -> None:
     common = {"arch": ARCH + "@3", "head_device": "raspi4", "tail_device": "edgegpu", "bandwidth_mbps": 8}
     full, eight = (post(api, "", common | {"bits": bits}).json() for bits in (32, 8))
-    assert eight["comm_ms"] == pytest.approx(full["comm_ms"] / 4)
+    # int8 sends a quarter of the bits, plus its scale and zero point (8 bytes)
+    assert eight["comm_ms"] == pytest.approx(full["comm_ms"] / 4 + 8 * 8 / 8e6 * 1e3)
+    assert eight["payload_bytes"] == full["payload_bytes"] / 4 + 8
     assert eight["head_ms"] == pytest.approx(full["head_ms"])
 
 

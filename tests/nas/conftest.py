@@ -30,3 +30,14 @@ def service_url(hwnasbench_db: str, tmp_path_factory: pytest.TempPathFactory) ->
     """The real latency service (uvicorn, ``api.main:app``) on 127.0.0.1 over ``hwnasbench_db``."""
     with Service(hwnasbench_db, log=tmp_path_factory.mktemp("service") / "uvicorn.log") as service:
         yield service.url
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Job files and the searched networks' weights go to a temporary data directory, not the user's."""
+    from db.config import get_settings
+
+    monkeypatch.setenv("SPLITNAS_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

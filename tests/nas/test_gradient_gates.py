@@ -174,3 +174,33 @@ def test_gated_supernet_paths_are_the_architecture_and_gates_get_their_gradient(
         outs = [supernet.layers[5][j](h) for j in paths[5]]
     expected = torch.stack([(o * d_mixed).sum() for o in outs])
     assert torch.allclose(gate.grad, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_coded_cuts_of_the_gated_supernet_are_the_coded_split_network() -> None:
+    """A gated path with codecs at fixed cuts (one inside a bottleneck block) is the deployed SplitNetwork."""
+    from nas.supernet import SplitNetwork
+    from spaces import Architecture
+    from spaces.codecs import get_codec
+
+    torch.manual_seed(0)
+    # training mode: batch statistics carry the coding through the untrained layers
+    supernet = GatedSupernet("fbnet-extended-cifar100", num_classes=10).train()
+    blocks_named = list(sample_architecture(supernet.space, random.Random(1)).blocks)
+    blocks_named[6] = "k5_e1/4"  # the cut after layer 6 falls inside this bottleneck block
+    arch = Architecture(supernet.space, tuple(blocks_named), (7, 15))
+    blocks = supernet.indices(arch)
+    cuts = {7: get_codec("int8"), 15: get_codec("float16")}
+    network = SplitNetwork(arch, 10, ["int8", "float16"])
+    network.load_network_state(supernet.subnet_state_dict(blocks))
+    network.train()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        coded = supernet.forward_paths(x, blocks, cuts=cuts)
+        assert torch.allclose(coded, network(x), atol=1e-5)
+        assert not torch.equal(coded, supernet.forward_paths(x, blocks))
+        # a gated pair whose active candidate is the path's op gives the same coded output
+        paths: list = list(blocks)
+        paths[6] = ((blocks[6] + 1) % supernet.categories[6], blocks[6])
+        gates = [None] * len(blocks)
+        gates[6] = torch.tensor([0.0, 1.0])
+        assert torch.allclose(supernet.forward_paths(x, paths, gates, cuts=cuts), coded, atol=1e-5)

@@ -63,6 +63,8 @@ def other_value(option: FieldOption, tmp_path: Path) -> tuple[list[str], Any]:
         [kind] = [a for a in typing.get_args(annotation) if a is not type(None)]
     if option.path == ("method",):
         return [option.flag, "gradient"], "gradient"  # a topology is searched by the gradient method only
+    if option.path == ("codec",):
+        return [option.flag, "int8"], "int8"  # the codec sending --bits 8 (the other value of bits below)
     if option.path == ("topology",):
         path = tmp_path / "chain3.yaml"
         path.write_text(yaml.safe_dump(CHAIN3))

@@ -92,3 +92,50 @@ def test_classifier_follows_the_dataset_and_unsupported_spaces_are_refused() -> 
     assert SplitNetwork(arch, num_classes=10)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ValueError, match="no supernet for space 'mbconv-cifar100'"):
         Supernet("mbconv-cifar100")
+
+
+def test_the_payload_is_coded_as_the_link_sends_it_in_training_and_evaluation(supernets: dict[str, Supernet]) -> None:
+    from spaces.codecs import get_codec
+
+    arch = sample_architecture("fbnet-cifar100", random.Random(2)).with_splits(9)
+    float_network, int8_network = SplitNetwork(arch), SplitNetwork(arch, codecs=["int8"])
+    int8_network.load_state_dict(float_network.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    for network in (float_network, int8_network):
+        network.eval()
+    with torch.no_grad():
+        payload = float_network.head(x)
+        expected = float_network.tail(get_codec("int8").roundtrip(payload))
+        assert torch.equal(int8_network(x), expected)
+        assert not torch.equal(int8_network(x), float_network(x))
+    # loss falls after decoding: a lost element is a zero at the tail, not the zero point
+    generator = torch.Generator().manual_seed(0)
+    lost = int8_network.tail(packet_loss(get_codec("int8").roundtrip(payload), 0.5, generator=generator))
+    with torch.no_grad():
+        assert torch.equal(int8_network(x, 0.5, generator=torch.Generator().manual_seed(0)), lost)
+    # training: the gradient passes through the quantizer (straight-through)
+    int8_network.train()
+    int8_network(x).sum().backward()
+    grads = [p.grad for p in int8_network.head.parameters()]
+    assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads if g is not None)
+    supernet = supernets["fbnet-cifar100"]
+    blocks = supernet.indices(arch)
+    supernet.eval()
+    with torch.no_grad():
+        coded = supernet(x, blocks, 9, codec="int8")
+        by_hand = supernet.tail(get_codec("int8").roundtrip(supernet.head(x, blocks, 9)), blocks, 9)
+    assert torch.equal(coded, by_hand)
+
+
+def test_a_chain_network_codes_every_cut_with_its_own_codec() -> None:
+    from spaces.codecs import get_codec
+
+    arch = sample_architecture("fbnet-cifar100", random.Random(4)).with_splits(3, 12)
+    network = SplitNetwork(arch, num_classes=10, codecs=["float16", "int8"]).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        first, second, third = network.parts
+        expected = third(get_codec("int8").roundtrip(second(get_codec("float16").roundtrip(first(x)))))
+        assert torch.equal(network(x), expected)
+    with pytest.raises(ValueError, match="2 split points need 2 codecs"):
+        SplitNetwork(arch, codecs=["int8"])

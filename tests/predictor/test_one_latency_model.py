@@ -71,7 +71,9 @@ def tables(db_url: str) -> dict[str, DeviceLUT]:
 
 
 def send_ms(link: dict, elements: float) -> float:
-    return elements * link.get("bits", 32) / (link["bandwidth_mbps"] * 1e6) * 1e3
+    bits = link.get("bits", 32)
+    header = 8 if bits == 8 else 0  # int8's scale and zero point
+    return (elements * bits + 8 * header) / (link["bandwidth_mbps"] * 1e6) * 1e3
 
 
 def by_hand(document: dict, arch: Architecture, base: dict[str, DeviceLUT]) -> float:

@@ -71,7 +71,8 @@ def test_split_after_the_stem_sends_the_stem_output_and_quantized_payload_costs_
     quantized = split_latency(uniform().with_splits(0), lut, lut, Link(8, 8))
     assert full.segments[0].payload_elements == 16 * 32 * 32
     assert full.segments[0].compute_ms == pytest.approx(0.5)
-    assert quantized.comm_ms == pytest.approx(full.comm_ms / 4)
+    # int8 sends a quarter of the bits, plus its scale and zero point (8 bytes)
+    assert quantized.comm_ms == pytest.approx(full.comm_ms / 4 + 8 * 8 / 8e6 * 1e3)
 
 
 def test_chain_latency_follows_the_multi_split_formula():
@@ -133,7 +134,8 @@ def test_mesh_is_chain_then_the_slowest_branch_then_the_merge_device(namespace: 
     terms = completion_terms(u, ub, v, bounds, layout, fixed)
 
     def ms(bits: int, mbps: float, elements: float) -> float:
-        return elements * bits / (mbps * 1e6) * 1e3
+        header = 8 if bits == 8 else 0  # int8's scale and zero point
+        return (elements * bits + 8 * header) / (mbps * 1e6) * 1e3
 
     ue = 0.5 + 1.0 + 0.01
     root = 1.0 + 0.02
