@@ -231,7 +231,7 @@ def print_figures(figures: dict[str, Any]) -> None:
                   f"{crash['duplicated']} duplicated ({crash['acknowledged'].get('duplicates', 0)} re-sent rows "
                   "answered as duplicates)",
                   "0 lost, 0 duplicated")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 140).print(table)  # a file or pipe gets whole rows
     print(f"machine: before {figures['load_before']}; after {figures['load_after']}")
 
 
