@@ -10,10 +10,11 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorPublic
+from db.errors import UnstorableValueError
 
 Loc = Sequence[str | int]
 log = logging.getLogger(__name__)
@@ -118,6 +119,15 @@ async def database_error_handler(request: Request, exc: OperationalError) -> JSO
                         headers={"Retry-After": "30"})
 
 
+async def statement_error_handler(request: Request, exc: StatementError) -> JSONResponse:
+    """422 for a value that passed the request schema but that a column refuses (``db.columns``: too long, out
+    of range, NUL, not finite): bad input, not a bug; any other failed statement is a 500."""
+    if isinstance(exc.orig, UnstorableValueError):
+        msg = f"a value of the request cannot be stored: {exc.orig}; nothing was stored"
+        return JSONResponse(error_body(["body"], msg, "value_error"), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return await server_error_handler(request, exc)
+
+
 async def server_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """500 in the documented shape, logged with the request (the server logs the traceback after it)."""
     log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
@@ -131,6 +141,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, database_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StatementError, statement_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, server_error_handler)
 
 
@@ -149,6 +160,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "missing, invalid or revoked bearer token"},
     403: {"model": ErrorPublic, "description": "the token is scoped to another device"},
+}
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorPublic, "description": "a body over SPLITNAS_API_MAX_BODY_BYTES"},
 }
 BATCH_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorPublic, "description": "more entries than SPLITNAS_API_MAX_BATCH, or a body over "

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from api.cache import CachedLUT, LUTCache
 from api.deps import CacheDep, MetricsDep, SettingsDep, lut_entry
-from api.errors import BATCH_RESPONSES, ERROR_RESPONSES, Loc, invalid, too_large
+from api.errors import BATCH_RESPONSES, BODY_RESPONSES, ERROR_RESPONSES, Loc, invalid, too_large
 from api.schemas import (
     SplitLatencyBatchCreate,
     SplitLatencyBatchPublic,
@@ -41,7 +41,7 @@ def _arch_loc(body: SplitLatencyCreate | TopologyLatencyCreate) -> Loc:
     return ["body", "arch" if body.arch is not None else "blocks"]
 
 
-@router.post("/latency", response_model=SplitLatencyPublic, responses=ERROR_RESPONSES)
+@router.post("/latency", response_model=SplitLatencyPublic, responses=ERROR_RESPONSES | BODY_RESPONSES)
 async def post_split_latency(body: SplitLatencyCreate, cache: CacheDep, metrics: MetricsDep) -> dict:
     """Total, head, communication and tail latency, payload and per-layer breakdown of a split architecture."""
     space = space_or_error(body.space, ["body", "space"])
@@ -71,7 +71,7 @@ async def post_split_latency(body: SplitLatencyCreate, cache: CacheDep, metrics:
     }
 
 
-@router.post("/latency/multi", response_model=TopologyLatencyPublic, responses=ERROR_RESPONSES)
+@router.post("/latency/multi", response_model=TopologyLatencyPublic, responses=ERROR_RESPONSES | BODY_RESPONSES)
 async def post_topology_latency(body: TopologyLatencyCreate, cache: CacheDep, metrics: MetricsDep) -> dict:
     """Completion latency of an architecture on a chain or mesh of devices (the topology document of
     ``nas search --topology``), with its segments, branch terms, critical branch and payload."""

@@ -24,7 +24,7 @@ from api.errors import (
     responses,
     too_large,
 )
-from api.schemas import MeasurementPublic, UploadPublic
+from api.schemas import ErrorPublic, MeasurementPublic, UploadPublic
 from api.validation import space_or_error
 from db import queries
 from db.engine import session_scope
@@ -58,7 +58,7 @@ COLUMNS = list(MeasurementPublic.model_fields)
     responses=responses(
         {
             200: {"model": UploadPublic, "description": "nothing new: every measurement was already stored"},
-            409: {"description": "the run uid belongs to another device"},
+            409: {"model": ErrorPublic, "description": "the run uid belongs to another device"},
         },
         ERROR_RESPONSES, AUTH_RESPONSES, BATCH_RESPONSES, WRITE_RESPONSES,
     ),

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.deps import SessionDep, TokenDep, check_device_known
-from api.errors import AUTH_RESPONSES, ERROR_RESPONSES, not_found
+from api.errors import AUTH_RESPONSES, BODY_RESPONSES, ERROR_RESPONSES, not_found
 from api.fit_jobs import FitJob
 from api.schemas import ErrorPublic, FitJobPublic, PredictorFitCreate, PredictorPublic
 from api.validation import space_or_error
@@ -38,7 +38,7 @@ def get_predictors(
 @router.post(
     "/fit", status_code=202, response_model=FitJobPublic,
     responses={409: {"model": ErrorPublic, "description": "a fit of this device is running"}}
-    | ERROR_RESPONSES | AUTH_RESPONSES,
+    | ERROR_RESPONSES | AUTH_RESPONSES | BODY_RESPONSES,
 )
 def post_fit(body: PredictorFitCreate, token: TokenDep, session: SessionDep, request: Request,
              response: Response) -> FitJob:

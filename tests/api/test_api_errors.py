@@ -72,6 +72,28 @@ def test_a_read_only_database_answers_uploads_with_503(service_db: str) -> None:
     assert response.headers["Retry-After"]
 
 
+def test_a_value_that_a_column_refuses_is_a_422_and_nothing_is_stored(
+    service_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The columns refuse what the request schema should have (a field added without its limit): bad input, no 500."""
+    ingest = queries.ingest_batch
+
+    def ingest_with_a_field_the_schema_let_through(session, *, batch):
+        inserted = ingest(session, batch=batch)
+        queries.get_or_create_device(session, name="d" * 100)  # the devices' name column holds 64 characters
+        return inserted
+
+    monkeypatch.setattr(queries, "ingest_batch", ingest_with_a_field_the_schema_let_through)
+    body = measurement_batch("pi-unstored", device_records("pi-unstored", gflops=3.0)[:5])
+    auth = {"Authorization": f"Bearer {create_token(service_db, 'agent')}"}
+    with TestClient(create_app(Settings(database_url=service_db)), raise_server_exceptions=False) as client:
+        response = client.post("/measurements", json=body, headers=auth)
+        assert response.status_code == 422
+        (item,) = assert_error_shape(response.json())
+        assert item["loc"] == ["body"] and "64" in item["msg"] and "nothing was stored" in item["msg"]
+        assert client.get("/measurements", params={"device": "pi-unstored"}).status_code == 404
+
+
 def test_a_link_too_slow_for_a_finite_latency_is_a_422_naming_the_field(api: Target) -> None:
     body = {"arch": "skip@1", "head_device": "raspi4", "tail_device": "edgegpu", "bandwidth_mbps": 5e-324}
     response = api.client.post("/architectures/latency", json=body)
