@@ -112,6 +112,12 @@ def test_environment_key_changes_with_what_the_timings_depend_on() -> None:
     assert environment.environment_key(one) == environment.environment_key(again)
     assert environment.environment_key(one) != environment.environment_key(two)
     assert environment.environment_key(one) != environment.environment_key(cold)
+    onnx = environment.capture(threads=1, runtime="onnxruntime")
+    assert (one["runtime"], onnx["runtime"]) == ("torch", "onnxruntime")
+    assert environment.environment_key(one) != environment.environment_key(onnx)
+    # a torch run stored before runtimes existed (no "runtime" in its environment) keeps its key: --resume finds it
+    before_runtimes = {name: value for name, value in one.items() if name != "runtime"}
+    assert environment.environment_key(before_runtimes) == environment.environment_key(one)
     assert environment.default_device_name("cpu") == "local-cpu"
     assert environment.default_device_name("cuda:0") == "local-cuda"
 
