@@ -61,7 +61,7 @@ class ProfileOptions:
     timing: TimingSettings = field(default_factory=TimingSettings)
     runtime: str = DEFAULT_RUNTIME  # what runs the networks (profiler.runtimes)
     graph_optimization: str | None = None  # the runtime's graph optimization level (ONNX Runtime)
-    export_cache: Path | None = None  # where ONNX exports are cached (default: onnx_export.default_cache_dir)
+    export_cache: Path | None = None  # where ONNX exports are cached (default: runtimes.base.default_cache_dir)
 
     def __post_init__(self) -> None:
         if self.trace_dir is not None and self.runtime != DEFAULT_RUNTIME:

@@ -91,6 +91,23 @@ def test_an_export_is_cached_by_op_copies_and_torch_version(cache_dir: Path, mon
     assert not list(cache_dir.glob("*.tmp"))
 
 
+@pytest.mark.parametrize("name", list(RUNTIMES))
+def test_every_runtime_runs_a_workload_and_says_what_it_is(name: str, cache_dir: Path) -> None:
+    """The contract of every registered runtime (one that is not installed here is skipped, saying why)."""
+    if (missing := RUNTIMES[name].missing()) is not None:
+        pytest.skip(f"runtime {name!r} is not installed here: {missing}")
+    runtime = create_runtime(name, RuntimeSettings(export_cache=cache_dir))
+    with torch.inference_mode():
+        workload = op_workload(SPACE.op(20, "k3_e1"), copies=2)
+        runtime.export(workload)
+        run = runtime.prepare(workload)
+        for _ in range(3):
+            run()
+    environment = runtime.environment()
+    assert environment["runtime_version"] and json.loads(json.dumps(environment)) == environment
+    assert runtime.name == name and runtime.extra in ("agent", "openvino")
+
+
 def invoke(*args: str) -> dict:
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
