@@ -24,7 +24,21 @@ Target = Literal["block", "fixed", "config", "model"]
 DEFAULT_RUNTIME = "torch"
 """The runtime of a measurement that names none: PyTorch eager, what splitnas measured before runtimes."""
 RUNTIME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,31}$"
-RuntimeName = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=RUNTIME_PATTERN)]
+
+
+def runtime_name(value: str) -> str:
+    """``value`` if it is a valid runtime name, else ValueError saying what a runtime name is."""
+    if not re.fullmatch(RUNTIME_PATTERN, value):
+        raise ValueError(
+            f"invalid runtime {value!r}: a runtime is 1 to 32 lower-case letters, digits and '._-' "
+            "(torch, onnxruntime, openvino, ...)"
+        )
+    return value
+
+
+RuntimeName = Annotated[
+    str, AfterValidator(runtime_name), Field(json_schema_extra={"pattern": RUNTIME_PATTERN, "maxLength": 32})
+]
 """What ran the network: ``torch``, ``onnxruntime``, ``openvino``, or a runtime of an imported table that cannot
 run here (``tensorrt``, ``tflite``): open text, lower case letters, digits and ``. _ -``."""
 
@@ -163,16 +177,6 @@ class RunRecord(BaseModel):
             return value.astimezone(UTC)
         except OverflowError:
             raise ValueError(f"{value.isoformat()} is outside the range of UTC dates") from None
-
-
-def runtime_name(value: str) -> str:
-    """``value`` if it is a valid runtime name, else ValueError saying what a runtime name is."""
-    if not re.fullmatch(RUNTIME_PATTERN, value):
-        raise ValueError(
-            f"invalid runtime {value!r}: a runtime is 1 to 32 lower-case letters, digits and '._-' "
-            "(torch, onnxruntime, openvino, ...)"
-        )
-    return value
 
 
 class MeasurementBatch(BaseModel):
