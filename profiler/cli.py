@@ -201,7 +201,10 @@ def run(
     if as_json:
         _print_json(summary.as_dict())
     elif summary.run_uid is None:
-        console.print(f"nothing to measure: all {summary.planned} entries already measured on {summary.device}")
+        console.print(
+            f"nothing to measure: all {summary.planned} entries already measured on {summary.device} "
+            f"under {summary.runtime}"
+        )
     else:
         console.print(
             f"run {summary.run_uid}: {summary.measured} measurements of {summary.device} under {summary.runtime} "
