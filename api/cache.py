@@ -1,11 +1,13 @@
 """In-memory lookup tables of the service: loaded once, served without the database, swapped atomically.
 
-Every (device, space, predictor kind) table is a ``predictor.latency.DeviceLUT`` built by
+Every (device, runtime, space, predictor kind) table is a ``predictor.latency.DeviceLUT`` built by
 ``predictor.load_lut``; the cache also keeps its JSON body and ETag for ``GET /lut``. A table is
 served from memory until ``ttl_s`` has passed or new data arrived through this process; then one
 reader checks the database's fingerprint of the device (newest measurement and predictor ids) and
 rebuilds the table if it changed, while every other reader keeps getting the previous table. A
 refit rebuilds all of a device's tables first and swaps them in with one reference assignment.
+A runtime of None in a key is the device's only runtime (``predictor.runtimes.resolve_runtime``), resolved
+when the table is built: the hot path never reads the database to learn it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from sqlalchemy.orm import Session
 import predictor
 from db import queries
 from db.engine import session_scope
+from predictor.errors import AmbiguousRuntimeError
 from predictor.latency import DeviceLUT
 
 log = logging.getLogger(__name__)
 
-LUTKey = tuple[str, str, str]
-"""(device, space, predictor kind)"""
+LUTKey = tuple[str, str | None, str, str]
+"""(device, runtime or None for the device's only one, space, predictor kind)"""
 
 LUTLoader = Callable[..., DeviceLUT]
 
@@ -70,8 +73,9 @@ def answers(lut: DeviceLUT) -> dict[tuple[int, str], Answer]:
             iqr = float(lut.iqr[layer, column]) if measured else math.nan
             predictor = answered_by(lut.predictor, measured)
             body = {
-                "device": lut.device, "space": lut.space, "layer": layer, "block": block, "latency_ms": value,
-                "predictor": predictor, "measured": measured, "iqr_ms": None if math.isnan(iqr) else iqr,
+                "device": lut.device, "runtime": lut.runtime, "space": lut.space, "layer": layer, "block": block,
+                "latency_ms": value, "predictor": predictor, "measured": measured,
+                "iqr_ms": None if math.isnan(iqr) else iqr,
             }
             table[layer, block] = Answer(json.dumps(body, separators=(",", ":")).encode(), predictor,
                                          "measured" if measured else "predicted")
@@ -95,7 +99,7 @@ class CachedLUT:
 
 
 class LUTCache:
-    """Thread-safe per-process cache of ``CachedLUT`` by (device, space, predictor kind)."""
+    """Thread-safe per-process cache of ``CachedLUT`` by (device, runtime, space, predictor kind)."""
 
     def __init__(self, database_url: str, *, ttl_s: float, loader: LUTLoader | None = None,
                  on_build: Callable[[str], None] | None = None):
@@ -148,26 +152,31 @@ class LUTCache:
                     self._mark_checked(key)
                     return old
                 entry = self._build(session, key, reason="new data")
+        except AmbiguousRuntimeError:
+            # the device gained a runtime: a key without one has no answer now; its readers are told why
+            self._install({}, drop=[key])
+            raise
         except Exception:
-            log.exception("could not rebuild the %s/%s/%s table; serving the previous one", *key)
+            log.exception("could not rebuild the %s/%s/%s/%s table; serving the previous one", *key)
             self._mark_checked(key)
             return old
         self._install({key: entry})
         return entry
 
     def refresh(self, device: str, space: str) -> list[LUTKey]:
-        """Rebuild every cached table of ``device`` and ``space`` (after a refit) and swap them in together.
+        """Rebuild every cached table of ``device`` and ``space``, all runtimes (after a refit), and swap them in
+        together.
 
         A table that cannot be rebuilt is dropped, so that its next reader gets the reason. Returns the
         keys that were rebuilt.
         """
         new, failed = {}, []
         with session_scope(self.database_url) as session:
-            for key in [key for key in self._entries if key[:2] == (device, space)]:
+            for key in [key for key in self._entries if (key[0], key[2]) == (device, space)]:
                 try:
                     new[key] = self._build(session, key, reason="refit")
                 except Exception:
-                    log.exception("could not rebuild the %s/%s/%s table after a refit; dropping it", *key)
+                    log.exception("could not rebuild the %s/%s/%s/%s table after a refit; dropping it", *key)
                     failed.append(key)
         self._install(new, drop=failed)
         return list(new)
@@ -180,11 +189,12 @@ class LUTCache:
                     self._checked[key] = -math.inf
 
     def _build(self, session: Session, key: LUTKey, *, reason: str) -> CachedLUT:
-        device, space, kind = key
+        device, runtime, space, kind = key
         if queries.get_device(session, name=device) is None:
             raise UnknownDeviceError(device, queries.device_names(session))
         fingerprint = queries.data_fingerprint(session, device=device)  # before loading: a race only rebuilds again
-        entry = CachedLUT.build(self._loader(session, device=device, space=space, kind=kind), fingerprint)
+        lut = self._loader(session, device=device, space=space, kind=kind, runtime=runtime)
+        entry = CachedLUT.build(lut, fingerprint)
         self._on_build(reason)
         return entry
 

@@ -19,7 +19,14 @@ from api.metrics import ServiceMetrics
 from db import queries
 from db.config import Settings
 from db.engine import session_scope
-from predictor.errors import PredictorError, PredictorLoadError, PredictorNotFoundError, UnmeasuredOpError
+from predictor.errors import (
+    AmbiguousRuntimeError,
+    PredictorError,
+    PredictorLoadError,
+    PredictorNotFoundError,
+    UnknownRuntimeError,
+    UnmeasuredOpError,
+)
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -79,11 +86,19 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def lut_entry(cache: LUTCache, key: LUTKey, *, device_loc: Loc, kind_loc: Loc) -> CachedLUT:
-    """The cached table for (device, space, predictor kind), or an error naming the request field at fault."""
+    """The cached table for (device, runtime, space, predictor kind), or an error naming the request field at fault.
+
+    The runtime's field sits beside the predictor kind's (``[..., "runtime"]``).
+    """
+    runtime_loc = [*kind_loc[:-1], "runtime"]
     try:
         return await cache.get(key)
     except UnknownDeviceError as exc:
         raise not_found(device_loc, str(exc)) from None
+    except AmbiguousRuntimeError as exc:
+        raise FieldError(422, runtime_loc, str(exc), "runtime_required") from None
+    except UnknownRuntimeError as exc:
+        raise not_found(runtime_loc, str(exc)) from None
     except (PredictorNotFoundError, UnmeasuredOpError) as exc:
         raise not_found(kind_loc, str(exc)) from None
     except PredictorLoadError as exc:

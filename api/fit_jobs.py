@@ -24,6 +24,7 @@ class FitJob:
     device: str
     space: str
     kinds: list[str]
+    runtime: str | None = None  # None: the device's only runtime
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     status: Literal["running", "done", "failed"] = "running"
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -41,14 +42,14 @@ class FitJobs:
         self._jobs: dict[str, FitJob] = {}
         self._lock = threading.Lock()
 
-    def start(self, device: str, space: str, kinds: list[str]) -> FitJob:
+    def start(self, device: str, space: str, kinds: list[str], runtime: str | None = None) -> FitJob:
         """A new running job, or 409 while a fit of ``device`` runs (two would race for the next version)."""
         with self._lock:
             running = [j for j in self._jobs.values() if j.device == device and j.status == "running"]
             if running:
                 raise FieldError(409, ["body", "device"], f"a fit of device {device!r} is running "
                                  f"(job {running[0].id}); poll GET /predictors/fit/{running[0].id}", "conflict")
-            job = FitJob(device, space, kinds)
+            job = FitJob(device, space, kinds, runtime)
             self._jobs[job.id] = job
         threading.Thread(target=self._run, args=(job,), name=f"fit-{device}", daemon=True).start()
         return job
@@ -59,14 +60,15 @@ class FitJobs:
     def _run(self, job: FitJob) -> None:
         try:
             with session_scope(self.database_url) as session:
-                reports = fit_predictors(session, device=job.device, space=job.space, kinds=job.kinds)
+                reports = fit_predictors(session, device=job.device, space=job.space, kinds=job.kinds,
+                                         runtime=job.runtime)
             # the new versions are committed: the cached tables are rebuilt from them
             refreshed = self.cache.refresh(job.device, job.space)
             job.result = {
-                "device": job.device, "space": job.space,
+                "device": job.device, "runtime": reports[0].runtime, "space": job.space,
                 "reports": [{"kind": r.kind, "version": r.version, "metrics": r.metrics, "meta": r.meta}
                             for r in reports],
-                "refreshed": [f"{space}/{kind}" for _device, space, kind in refreshed],
+                "refreshed": [f"{space}/{kind}" for _device, _runtime, space, kind in refreshed],
             }
             job.status = "done"
         except Exception as exc:

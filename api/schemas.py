@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from db.records import RuntimeName
 from predictor import list_predictors
 from predictor.latency import MIN_BANDWIDTH_MBPS
 
@@ -24,6 +25,11 @@ PositiveMbps = Annotated[
     float, Field(ge=MIN_BANDWIDTH_MBPS, allow_inf_nan=False, description="link throughput in Mbit/s (at least 1 bit/s)")
 ]
 Bits = Literal[8, 16, 32]
+Runtime = Annotated[
+    RuntimeName | None,
+    Field(description="runtime whose measurements and predictors answer (torch, onnxruntime, tflite, ...); "
+          "default: the device's only runtime (a device with several asks for one)", examples=["torch"]),
+]
 
 
 class ErrorItem(BaseModel):
@@ -59,9 +65,10 @@ class ErrorPublic(BaseModel):
 
 
 class LatencyPublic(BaseModel):
-    """The latency of one block at one layer of a space on one device."""
+    """The latency of one block at one layer of a space on one device, under one runtime."""
 
     device: str
+    runtime: str = Field(description="the runtime the value was measured (or predicted) for")
     space: str
     layer: int
     block: str
@@ -74,8 +81,8 @@ class LatencyPublic(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "device": "edgegpu", "space": "fbnet-cifar100", "layer": 7, "block": "k5_e6",
-                    "latency_ms": 0.412, "predictor": "lookup", "measured": True, "iqr_ms": 0.004,
+                    "device": "edgegpu", "runtime": "tensorrt", "space": "fbnet-cifar100", "layer": 7,
+                    "block": "k5_e6", "latency_ms": 0.412, "predictor": "lookup", "measured": True, "iqr_ms": 0.004,
                 }
             ]
         }
@@ -90,6 +97,7 @@ class LatencyQuery(BaseModel):
     device: str = Field(description="device name", examples=["edgegpu"])
     space: str = Field(default=DEFAULT_SPACE, description="search space")
     predictor: PredictorKind = Field(default="auto", description="which predictor answers; auto: the best one")
+    runtime: Runtime = None
 
 
 
@@ -127,6 +135,7 @@ class ArchitectureInput(BaseModel):
     arch: str | None = Field(default=None, description="one block per layer, comma separated, then '@k'")
     blocks: list[str] | None = Field(default=None, description="one block name per layer (instead of arch)")
     predictor: PredictorKind = "auto"
+    runtime: Runtime = None  # of every device's table
 
     def architecture_text(self, splits: list[int]) -> str:
         """The architecture string, built from ``blocks`` and ``splits`` when it was given as a list."""
@@ -196,6 +205,7 @@ class SplitLatencyPublic(BaseModel):
     payload_bytes: float
     per_layer: list[LayerLatency]
     predictors: dict[str, str] = Field(description="the predictor answering for each device")
+    runtimes: dict[str, str] = Field(description="the runtime of each device's table (head, tail)")
 
 
 EXAMPLE_ARCH = ("k3_e1,k3_e1,k5_e6,skip,k3_e3,k5_e6,k3_e1,k5_e3,skip,k3_e6,k5_e1,k3_e1_g2,k5_e6,k3_e3,skip,k5_e1_g2,"
@@ -289,6 +299,7 @@ class TopologyLatencyPublic(BaseModel):
     critical_branch: str | None
     payload_bytes: float = Field(description="bytes sent over the critical path's links")
     predictors: dict[str, str] = Field(description="the predictor answering for each topology device")
+    runtimes: dict[str, str] = Field(description="the runtime of each topology device's table")
 
 
 class SplitLatencyBatchCreate(BaseModel):
@@ -301,6 +312,7 @@ class SplitLatencyBatchCreate(BaseModel):
     bandwidth_mbps: PositiveMbps = 8.0
     bits: Bits = 32
     predictor: PredictorKind = "auto"
+    runtime: Runtime = None  # of both tables
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -322,6 +334,7 @@ class SplitLatencyBatchPublic(BaseModel):
 
     head_device: str
     tail_device: str
+    runtimes: dict[str, str] = Field(description="the runtime of each device's table (head, tail)")
     count: int
     total_ms: list[float]
     head_ms: list[float]
@@ -337,6 +350,7 @@ class LUTPublic(BaseModel):
     """``predictor.latency.DeviceLUT.to_dict()``: rows are layers, columns are ``blocks``; null = not allowed."""
 
     device: str
+    runtime: str = Field(description="the runtime the table was measured (and predicted) for")
     space: str
     predictor: str
     scale: float = Field(description="model-level correction applied to every compute segment")
@@ -349,13 +363,22 @@ class LUTPublic(BaseModel):
     meta: dict[str, Any]
 
 
+class DeviceRuntimePublic(BaseModel):
+    """What a device holds under one runtime."""
+
+    name: str = Field(description="the runtime: torch, onnxruntime, tensorrt, ...")
+    measurements: dict[str, int] = Field(description="distinct measured keys per space")
+    predictors: list[str] = Field(description="fitted predictors as 'space/kind'")
+
+
 class DevicePublic(BaseModel):
     name: str
     kind: str
     description: str
     facts: dict[str, Any]
-    measurements: dict[str, int] = Field(description="distinct measured keys per space")
-    predictors: list[str] = Field(description="fitted predictors as 'space/kind'")
+    measurements: dict[str, int] = Field(description="distinct measured keys per space, all runtimes")
+    predictors: list[str] = Field(description="fitted predictors as 'space/kind', all runtimes")
+    runtimes: list[DeviceRuntimePublic] = Field(description="each runtime the device has data of")
 
 
 class LayerPublic(BaseModel):
@@ -402,6 +425,7 @@ class SpacePublic(SpaceSummary):
 
 class PredictorPublic(BaseModel):
     device: str
+    runtime: str
     space: str
     kind: str
     version: int
@@ -414,12 +438,14 @@ class PredictorFitCreate(BaseModel):
     device: str
     space: str = DEFAULT_SPACE
     kinds: list[FitKind] = Field(default_factory=list_predictors, min_length=1, description="default: every kind")
+    runtime: Runtime = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"device": "raspi4", "kinds": ["lookup", "gbdt"]}]})
 
 
 class PredictorFitPublic(BaseModel):
     device: str
+    runtime: str
     space: str
     reports: list[dict[str, Any]]
     refreshed: list[str] = Field(description="cached tables swapped to the new predictors, as 'space/predictor'")
@@ -429,6 +455,7 @@ class FitJobPublic(BaseModel):
     id: str = Field(description="poll GET /predictors/fit/{id}")
     status: Literal["running", "done", "failed"]
     device: str
+    runtime: str | None = Field(description="the runtime asked for (null: the device's only one)")
     space: str
     kinds: list[str]
     created_at: datetime
@@ -449,6 +476,7 @@ class MeasurementPublic(BaseModel):
     id: int
     run: str
     device: str
+    runtime: str = Field(description="what ran the network: its run's runtime")
     target: str
     key: str
     space: str | None

@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.columns import BoundedString, CheckedJSON, CheckedText, FiniteFloat, Int32, Int64, UTCDateTime
+from db.records import DEFAULT_RUNTIME
 
 
 def utcnow() -> datetime:
@@ -43,6 +44,8 @@ class ProfilingRun(Base):
     uid: Mapped[str] = mapped_column(BoundedString(64), unique=True)  # chosen by the agent: uploads are idempotent
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
     host: Mapped[str] = mapped_column(BoundedString(255), default="")
+    # what ran the network (torch, onnxruntime, tensorrt, ...): measurements of two runtimes are never mixed
+    runtime: Mapped[str] = mapped_column(BoundedString(32), default=DEFAULT_RUNTIME, server_default=DEFAULT_RUNTIME)
     environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
     environment_key: Mapped[str] = mapped_column(BoundedString(64), default="", index=True)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -99,13 +102,16 @@ class Measurement(Base):
 
 
 class FittedPredictor(Base):
-    """A fitted latency predictor of one kind for one device and space, with its validation metrics."""
+    """A fitted latency predictor of one kind for one device, runtime and space, with its validation metrics."""
 
     __tablename__ = "fitted_predictors"
-    __table_args__ = (UniqueConstraint("device_id", "space", "kind", "version", name="uq_predictor_version"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "runtime", "space", "kind", "version", name="uq_predictor_version"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    runtime: Mapped[str] = mapped_column(BoundedString(32), default=DEFAULT_RUNTIME, server_default=DEFAULT_RUNTIME)
     space: Mapped[str] = mapped_column(BoundedString(64))
     kind: Mapped[str] = mapped_column(BoundedString(32))  # lookup, flops-linear, gbdt, ...
     version: Mapped[int] = mapped_column(Int32)

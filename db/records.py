@@ -10,6 +10,7 @@ inside JSON fields).
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,27 @@ import spaces
 from db.columns import INT32_MAX, INT64_MAX, json_problem, text_problem
 
 Target = Literal["block", "fixed", "config", "model"]
+
+DEFAULT_RUNTIME = "torch"
+"""The runtime of a measurement that names none: PyTorch eager, what splitnas measured before runtimes."""
+RUNTIME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,31}$"
+
+
+def runtime_name(value: str) -> str:
+    """``value`` if it is a valid runtime name, else ValueError saying what a runtime name is."""
+    if not re.fullmatch(RUNTIME_PATTERN, value):
+        raise ValueError(
+            f"invalid runtime {value!r}: a runtime is 1 to 32 lower-case letters, digits and '._-' "
+            "(torch, onnxruntime, openvino, ...)"
+        )
+    return value
+
+
+RuntimeName = Annotated[
+    str, AfterValidator(runtime_name), Field(json_schema_extra={"pattern": RUNTIME_PATTERN, "maxLength": 32})
+]
+"""What ran the network: ``torch``, ``onnxruntime``, ``openvino``, or a runtime of an imported table that cannot
+run here (``tensorrt``, ``tflite``): open text, lower case letters, digits and ``. _ -``."""
 
 
 def _storable_text(value: str) -> str:
@@ -135,6 +157,7 @@ class RunRecord(BaseModel):
     device_description: StoredText = ""
     device_facts: JSONObject = Field(default_factory=dict)
     host: Text255 = ""
+    runtime: RuntimeName = DEFAULT_RUNTIME
     environment: JSONObject = Field(default_factory=dict)
     environment_key: Text64 = ""
     settings: JSONObject = Field(default_factory=dict)

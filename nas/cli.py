@@ -119,7 +119,8 @@ def search(
     progress = None if quiet else RichProgress(console)
     try:
         with (
-            LatencyClient(settings.predictor_url, db_url=db, predictor=settings.predictor, token=token) as client,
+            LatencyClient(settings.predictor_url, db_url=db, predictor=settings.predictor, token=token,
+                          runtime=settings.runtime) as client,
             progress or nullcontext(),
         ):
             job = run_search(settings, db_url=db, client=client, callback=progress,

@@ -6,6 +6,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from db.records import RuntimeName
 from spaces.codecs import CODECS, DEFAULT_CODECS, get_codec
 
 
@@ -110,6 +111,10 @@ class SearchConfig(BaseModel):
         None, description="latency service, e.g. http://host:8000 (default: read the database directly)"
     )
     predictor: str = Field("auto", description="predictor kind filling the tables (auto, lookup, ...)")
+    runtime: RuntimeName | None = Field(
+        None, description="runtime of every device's table (torch, onnxruntime, tflite, ...; default: each device's "
+        "only runtime)",
+    )
     seed: int = Field(0, description="seed of weights, sampling and searchers")
     device: str = Field("auto", description="where torch computes: auto, cpu, cuda or cuda:N")
 

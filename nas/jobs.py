@@ -73,7 +73,9 @@ def run_search(
     device = resolve_device(config.device)
     start = time.perf_counter()
     own_client = client is None
-    client = client or LatencyClient(config.predictor_url, db_url=db_url, predictor=config.predictor)
+    client = client or LatencyClient(
+        config.predictor_url, db_url=db_url, predictor=config.predictor, runtime=config.runtime
+    )
     try:
         client.check()
         latency = (

@@ -28,19 +28,21 @@ class CachedTable:
 class LatencyClient:
     """Fetches and caches ``DeviceLUT``s.
 
-    With ``url`` it asks ``GET {url}/lut?device=D&space=S&predictor=P`` once per table and, when asked
-    to ``revalidate``, sends ``If-None-Match`` (a 304 keeps the cached table). Without ``url`` it reads
-    the fitted predictors of the local database ``db_url`` (default: the settings' database).
+    With ``url`` it asks ``GET {url}/lut?device=D&space=S&predictor=P[&runtime=R]`` once per table and, when
+    asked to ``revalidate``, sends ``If-None-Match`` (a 304 keeps the cached table). Without ``url`` it reads
+    the fitted predictors of the local database ``db_url`` (default: the settings' database). ``runtime``
+    None takes each device's only runtime (predictor.runtimes.resolve_runtime, on the service or here).
     ``seconds`` accumulates the time spent getting tables.
     """
 
     def __init__(
         self, url: str | None = None, *, db_url: str | None = None, predictor: str = "auto", timeout: float = 30.0,
-        token: str | None = None,
+        token: str | None = None, runtime: str | None = None,
     ) -> None:
         self.url = url.rstrip("/") if url else None
         self.db_url = db_url
         self.predictor = predictor
+        self.runtime = runtime
         self.seconds = 0.0
         self.requests = 0
         self.not_modified = 0
@@ -83,7 +85,10 @@ class LatencyClient:
 
     def _fetch(self, device: str, space: str, cached: CachedTable | None) -> CachedTable:
         headers = {"If-None-Match": cached.etag} if cached is not None and cached.etag else {}
-        response = self._request("/lut", {"device": device, "space": space, "predictor": self.predictor}, headers)
+        params = {"device": device, "space": space, "predictor": self.predictor}
+        if self.runtime is not None:
+            params["runtime"] = self.runtime
+        response = self._request("/lut", params, headers)
         if response.status_code == 304 and cached is not None:
             self.not_modified += 1
             return cached
@@ -108,7 +113,8 @@ class LatencyClient:
 
         try:
             with session_scope(self.db_url) as session:
-                return CachedTable(load_lut(session, device=device, space=space, kind=self.predictor), None)
+                lut = load_lut(session, device=device, space=space, kind=self.predictor, runtime=self.runtime)
+                return CachedTable(lut, None)
         except PredictorError as exc:
             raise LatencySourceError(f"no latency table for {device!r} / {space!r} in {self.source}: {exc}") from exc
 

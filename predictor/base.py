@@ -52,7 +52,7 @@ class LatencyPredictor(BaseEstimator):
             )
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
-        self.device_, self.space_ = data.device, data.space
+        self.device_, self.space_, self.runtime_ = data.device, data.space, data.runtime
         self.scale_, self.weight_ms_per_mparam_, self.call_ms_ = 1.0, 0.0, 0.0
         self._fit_ops(data)
         self.n_ops_, self.n_models_ = len(data.ops), len(data.models)

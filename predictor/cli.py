@@ -17,11 +17,14 @@ from rich.table import Table
 from db import queries
 from db.command_line import console_script
 from db.engine import session_scope
+from db.records import runtime_name
 from predictor.data import load_training_data
 from predictor.errors import PredictorError
 from predictor.evaluate import evaluate_kind
 from predictor.facade import expand_kinds, fit_predictors, load_lut, training_data
 from predictor.latency import Link, architecture_latency, chain_latency
+from predictor.runtime_comparison import RuntimeComparison, compare_runtimes
+from predictor.runtimes import resolve_runtime
 from predictor.tables import print_table
 from predictor.topology import Topology, completion_latency, topology_luts
 from predictor.topology_file import load_topology
@@ -44,6 +47,10 @@ KindsOption = Annotated[
     list[str] | None, typer.Option("--kind", "-k", help="lookup, flops-linear, flops-linear-intercept, gbdt or all")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+RuntimeOption = Annotated[
+    str | None, typer.Option("--runtime", "-r", help="runtime whose measurements count (torch, onnxruntime, ...; "
+                             "default: every runtime of the device)")
+]
 
 
 @app.callback()
@@ -61,18 +68,25 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _devices(session: Any, devices: list[str] | None, space: str) -> list[str]:
-    """The devices asked for, all known (else an error naming the known ones), or every device measured in ``space``."""
+def _targets(session: Any, devices: list[str] | None, space: str, runtime: str | None) -> list[tuple[str, str]]:
+    """(device, runtime) pairs: the devices asked for (all known, else an error naming the known ones), or every
+    device measured in ``space``; each under ``runtime``, or under every runtime it was measured with."""
+    runtimes = queries.device_runtimes(session)
     if devices:
         known = [d.name for d in queries.list_devices(session)]
         unknown = [d for d in devices if d not in known]
         if unknown:
             raise PredictorError(f"unknown device {unknown[0]!r} (known devices: {', '.join(known) or 'none yet'})")
-        return list(dict.fromkeys(devices))
-    measured = [d.name for d in queries.list_devices(session)
-                if load_training_data(session, device=d.name, space=space).of_target("block", "fixed")]
+        return [(name, chosen) for name in dict.fromkeys(devices)
+                for chosen in ([resolve_runtime(session, device=name, runtime=runtime)] if runtime
+                               else runtimes.get(name) or [resolve_runtime(session, device=name)])]
+    measured = [(name, chosen) for name, mine in runtimes.items() for chosen in mine if runtime in (None, chosen)
+                and load_training_data(session, device=name, space=space, runtime=chosen).of_target("block", "fixed")]
     if not measured:
-        raise PredictorError(f"no device has measurements in space {space!r}: run `profiler run` or an import first")
+        under = f" under runtime {runtime!r}" if runtime else ""
+        raise PredictorError(
+            f"no device has measurements in space {space!r}{under}: run `profiler run` or an import first"
+        )
     return measured
 
 
@@ -110,33 +124,34 @@ def _scores_table(title: str, rows: list[tuple[str, str, dict[str, Any]]]) -> Ta
 def fit(
     device: DevicesOption = None, kind: KindsOption = None, space: SpaceOption = "fbnet-cifar100", db: DbOption = None,
     evaluate: Annotated[bool, typer.Option(help="evaluate every kind on held-out data before storing")] = True,
-    as_json: JsonOption = False,
+    runtime: RuntimeOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Fit predictors to each device's measurements, evaluate and store them; print Pi and R^2 of the FLOPs fits."""
+    """Fit predictors to each device's measurements (per runtime), evaluate and store them; print Pi and R^2 of the
+    FLOPs fits."""
     with _user_errors(), session_scope(db) as session:
         kinds = expand_kinds(kind or ["all"])
-        devices = _devices(session, device, space)
+        targets = _targets(session, device, space, runtime)
         reports = []
-        with _progress_bar(len(devices) * len(kinds), quiet=as_json) as (bar, task):
-            for name in devices:
-                def show(kind: str, step: str, name: str = name) -> None:
-                    bar.update(task, description=f"{name} {kind}: {step}", advance=step == "store")
+        with _progress_bar(len(targets) * len(kinds), quiet=as_json) as (bar, task):
+            for name, chosen in targets:
+                def show(kind: str, step: str, label: str = f"{name} ({chosen})") -> None:
+                    bar.update(task, description=f"{label} {kind}: {step}", advance=step == "store")
 
                 reports += fit_predictors(session, device=name, space=space, kinds=kinds, evaluate=evaluate,
-                                          progress=show)
+                                          progress=show, runtime=chosen)
     if as_json:
-        print(json.dumps([{"device": r.device, "space": r.space, "kind": r.kind, "version": r.version,
-                           "metrics": r.metrics, "meta": r.meta} for r in reports], indent=2))
+        print(json.dumps([{"device": r.device, "runtime": r.runtime, "space": r.space, "kind": r.kind,
+                           "version": r.version, "metrics": r.metrics, "meta": r.meta} for r in reports], indent=2))
         return
     table = Table(title=f"fitted predictors ({space})")
-    for column in ("device", "kind", "version", "Pi GFLOPS", "R^2", "intercept ms", "scale", "entry MAPE %",
-                   "model ±10 %", "note"):
-        table.add_column(column, justify="left" if column in ("device", "kind", "note") else "right",
+    for column in ("device", "runtime", "kind", "version", "Pi GFLOPS", "R^2", "intercept ms", "scale",
+                   "entry MAPE %", "model ±10 %", "note"):
+        table.add_column(column, justify="left" if column in ("device", "runtime", "kind", "note") else "right",
                          no_wrap=column != "note", overflow="fold")
     for r in reports:
         protocols = r.metrics.get("protocols", {})
         table.add_row(
-            r.device, r.kind, str(r.version), _fmt(r.pi_gflops, 3), _fmt(r.r2, 4),
+            r.device, r.runtime, r.kind, str(r.version), _fmt(r.pi_gflops, 3), _fmt(r.r2, 4),
             _fmt(r.metrics["fit"].get("intercept_ms"), 4), _fmt(r.metrics["scale"], 4),
             _fmt(protocols.get("entry", {}).get("mape")), _fmt(protocols.get("model", {}).get("within_10"), 1),
             r.metrics["fit"].get("note", ""),
@@ -148,31 +163,57 @@ def fit(
 def evaluate(
     device: DevicesOption = None, kind: KindsOption = None, space: SpaceOption = "fbnet-cifar100", db: DbOption = None,
     folds: Annotated[int, typer.Option(min=1, help="folds of the k-fold protocols")] = 5,
-    seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0, as_json: JsonOption = False,
+    seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0, runtime: RuntimeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Evaluate every kind with every protocol on data held out from fitting (nothing is stored)."""
+    """Evaluate every kind with every protocol on data held out from fitting (nothing is stored); a device measured
+    under several runtimes gets them compared (op latency ratio, sum of blocks against whole models, accuracy)."""
     with _user_errors():
         with session_scope(db) as session:  # read, then evaluate outside any transaction
             kinds = expand_kinds(kind or ["all"])
-            data = {name: training_data(session, device=name, space=space)
-                    for name in _devices(session, device, space)}
-        results: dict[str, dict[str, dict[str, Any]]] = {}
+            data = {(name, chosen): training_data(session, device=name, space=space, runtime=chosen)
+                    for name, chosen in _targets(session, device, space, runtime)}
+        scores: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
         with _progress_bar(len(data) * len(kinds), quiet=as_json) as (bar, task):
-            for name, samples in data.items():
-                results[name] = {}
+            for (name, chosen), samples in data.items():
+                by_kind = scores.setdefault(name, {}).setdefault(chosen, {})
                 for k in kinds:
-                    def show(step: str, name: str = name, k: str = k) -> None:
-                        bar.update(task, description=f"{name} {k}: {step}")
+                    def show(step: str, label: str = f"{name} ({chosen})", k: str = k) -> None:
+                        bar.update(task, description=f"{label} {k}: {step}")
 
-                    scores = evaluate_kind(k, samples, folds=folds, seed=seed, progress=show)
-                    results[name][k] = {p: s.to_dict() for p, s in scores.items()}
+                    by_kind[k] = {p: s.to_dict() for p, s in evaluate_kind(k, samples, folds=folds, seed=seed,
+                                                                           progress=show).items()}
                     bar.advance(task)
+        comparisons = {
+            name: compare_runtimes({r: data[name, r] for r in by_runtime}, scores=by_runtime)
+            for name, by_runtime in scores.items() if len(by_runtime) > 1
+        }
     if as_json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"scores": scores, "runtimes": {n: c.to_dict() for n, c in comparisons.items()}}, indent=2))
         return
-    for name, by_kind in results.items():
-        rows = [(k, p, s) for k, protocols in by_kind.items() for p, s in protocols.items()]
-        print_table(console, _scores_table(f"{name} ({space}): held-out accuracy", rows))
+    for name, by_runtime in scores.items():
+        for chosen, by_kind in by_runtime.items():
+            rows = [(k, p, s) for k, protocols in by_kind.items() for p, s in protocols.items()]
+            print_table(console, _scores_table(f"{name} ({chosen}, {space}): held-out accuracy", rows))
+    for comparison in comparisons.values():
+        print_table(console, _runtimes_table(comparison))
+
+
+def _runtimes_table(comparison: RuntimeComparison) -> Table:
+    """One row per runtime: op latency ratio to the reference, sum-of-blocks bias, model-level accuracy per kind."""
+    table = Table(title=f"{comparison.device} ({comparison.space}): runtimes compared (ratios to "
+                        f"{comparison.reference}; bias = summed measured blocks against whole models)")
+    for column in ("runtime", "ops", "op ratio median", "op ratio IQR", "models", "sum-of-blocks bias %",
+                   "bias IQR %", "model-level accuracy (MAPE %, ±10 %) per kind"):
+        table.add_column(column, justify="left" if column in ("runtime",) or column.startswith("model-") else "right",
+                         no_wrap=not column.startswith("model-"), overflow="fold")
+    for runtime in comparison.runtimes:
+        ratio, bias = comparison.op_ratio[runtime], comparison.sum_bias_pct[runtime]
+        accuracy = "; ".join(f"{k} {_fmt(s.get('mape'))}, {_fmt(s.get('within_10'), 1)}"
+                             for k, s in comparison.model_scores.get(runtime, {}).items() if s.get("n")) or "-"
+        table.add_row(runtime, str(ratio.n), _fmt(ratio.median, 3), f"{_fmt(ratio.q1, 3)} – {_fmt(ratio.q3, 3)}",
+                      str(bias.n), _fmt(bias.median, 1), f"{_fmt(bias.q1, 1)} – {_fmt(bias.q3, 1)}", accuracy)
+    return table
 
 
 @app.command()
@@ -193,6 +234,10 @@ def predict(
     ] = None,
     bits: Annotated[int, typer.Option(help="bits per transmitted element (32, 16 or 8)")] = 32,
     kind: Annotated[str, typer.Option("--kind", "-k", help="predictor kind, or auto")] = "auto",
+    runtime: Annotated[
+        str | None, typer.Option("--runtime", "-r", help="runtime of every device's table (default: each device's "
+                                 "only runtime)")
+    ] = None,
     space: SpaceOption = "fbnet-cifar100", db: DbOption = None, as_json: JsonOption = False,
 ) -> None:
     """Predict the latency of an architecture on one device, split across devices and links, or on a topology."""
@@ -203,7 +248,7 @@ def predict(
         if split:
             architecture = architecture.with_splits(*split)
         if topology is not None:
-            result = _topology_latency(architecture, load_topology(topology), kind, space, db)
+            result = _topology_latency(architecture, load_topology(topology), kind, space, db, runtime)
             if as_json:
                 print(json.dumps(result, indent=2))
             else:
@@ -222,36 +267,44 @@ def predict(
         if len(rates) != n_links:
             raise ValueError(f"{n_links} link(s) need one --bandwidth-mbps each (or one for all), got {len(rates)}")
         with session_scope(db) as session:
-            luts = {name: load_lut(session, device=name, space=space, kind=kind) for name in dict.fromkeys(devices)}
+            luts = {name: load_lut(session, device=name, space=space, kind=kind, runtime=runtime)
+                    for name in dict.fromkeys(devices)}
         if not n_links:
             total = architecture_latency(architecture, luts[device])
-            result = {"arch": architecture.encode(), "device": device, "predictor": luts[device].predictor,
-                      "scale": luts[device].scale, "total_ms": total}
+            result = {"arch": architecture.encode(), "device": device, "runtime": luts[device].runtime,
+                      "predictor": luts[device].predictor, "scale": luts[device].scale, "total_ms": total}
         else:
             links = [Link(rate, bits) for rate in rates]
             chain = chain_latency(architecture, [luts[d] for d in devices], links)
             result = {"arch": architecture.encode(), **chain.to_dict(),
-                      "predictors": {d: luts[d].predictor for d in luts}}
+                      "predictors": {d: luts[d].predictor for d in luts},
+                      "runtimes": {d: luts[d].runtime for d in luts}}
             for segment, link in zip(result["segments"], [*links, None], strict=True):
                 segment["link"] = f"{link.bandwidth_mbps:g} Mbit/s, {link.bits} bit" if link else None
     if as_json:
         print(json.dumps(result, indent=2))
     elif not n_links:
-        console.print(f"{result['arch']}\n[bold]{device}[/bold] ({result['predictor']}, model-level correction "
+        console.print(f"{result['arch']}\n[bold]{device}[/bold] ({result['runtime']}, {result['predictor']}, "
+                      "model-level correction "
                       f"x{result['scale']:.3f}): [bold]{total:.3f} ms[/bold]")
     else:
         _print_segments(result)
 
 
-def _topology_latency(arch: Architecture, topology: Topology, kind: str, space: str, db: str | None) -> dict[str, Any]:
+def _topology_latency(
+    arch: Architecture, topology: Topology, kind: str, space: str, db: str | None, runtime: str | None
+) -> dict[str, Any]:
     """What ``POST /architectures/latency/multi`` answers: the completion latency of ``arch`` on ``topology``."""
     if not arch.splits:
         arch = arch.with_splits(*topology.splits(len(arch.space.layers)))
     with session_scope(db) as session:
-        luts = topology_luts(topology, lambda device: load_lut(session, device=device, space=space, kind=kind))
+        luts = topology_luts(
+            topology, lambda device: load_lut(session, device=device, space=space, kind=kind, runtime=runtime)
+        )
     result = {"topology": topology.kind, "name": topology.name, "arch": arch.encode(),
               **completion_latency(arch, topology, luts).to_dict(),
-              "predictors": {name: lut.predictor for name, lut in luts.items()}}
+              "predictors": {name: lut.predictor for name, lut in luts.items()},
+              "runtimes": {name: lut.runtime for name, lut in luts.items()}}
     path = [s["device"] for s in result["segments"]]
     for segment, target in zip(result["segments"], [*path[1:], None], strict=True):
         link = topology.link(segment["device"], target) if target else None
@@ -280,26 +333,32 @@ def _print_segments(result: dict[str, Any]) -> None:
         console.print(f"branches (root + broadcast + branch + send): {branches}; slowest: {result['critical_branch']}")
     compute = sum(s["compute_ms"] for s in segments)
     comm = sum(s["comm_ms"] for s in segments)
+    used = ", ".join(f"{d}: {k} ({result['runtimes'][d]})" for d, k in result["predictors"].items())
     console.print(f"total [bold]{result['total_ms']:.3f} ms[/bold] = compute {compute:.3f} ms + communication "
-                  f"{comm:.3f} ms (predictors: {', '.join(f'{d}: {k}' for d, k in result['predictors'].items())})")
+                  f"{comm:.3f} ms (predictors: {used})")
 
 
 @app.command("list")
-def list_fitted(space: SpaceOption = "fbnet-cifar100", db: DbOption = None, as_json: JsonOption = False) -> None:
-    """The newest stored predictor of every device and kind, with its held-out model and entry accuracy."""
+def list_fitted(
+    space: SpaceOption = "fbnet-cifar100", db: DbOption = None,
+    runtime: Annotated[str | None, typer.Option("--runtime", "-r", help="only this runtime's predictors")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest stored predictor of every device, runtime and kind, with its held-out model and entry accuracy."""
     with _user_errors(), session_scope(db) as session:
-        stored = queries.latest_predictors(session, space=space)
-        rows = [(r.device.name, r.kind, r.version, r.metrics, r.meta) for r in stored]
+        stored = queries.latest_predictors(session, space=space, runtime=runtime_name(runtime) if runtime else None)
+        rows = [(r.device.name, r.runtime, r.kind, r.version, r.metrics, r.meta) for r in stored]
     if as_json:
-        print(json.dumps([{"device": d, "kind": k, "version": v, "metrics": m, "meta": meta}
-                          for d, k, v, m, meta in rows], indent=2))
+        print(json.dumps([{"device": d, "runtime": r, "kind": k, "version": v, "metrics": m, "meta": meta}
+                          for d, r, k, v, m, meta in rows], indent=2))
         return
     table = Table(title=f"stored predictors ({space})")
-    for column in ("device", "kind", "version", "fitted at", "data", "scale", "entry MAPE %", "model ±10 %"):
+    for column in ("device", "runtime", "kind", "version", "fitted at", "data", "scale", "entry MAPE %",
+                   "model ±10 %"):
         table.add_column(column, no_wrap=True)
-    for d, k, v, metrics, meta in sorted(rows):
+    for d, r, k, v, metrics, meta in sorted(rows):
         protocols = metrics.get("protocols", {})
-        table.add_row(d, k, str(v), str(meta.get("fitted_at", ""))[:19], str(meta.get("data_fingerprint", "")),
+        table.add_row(d, r, k, str(v), str(meta.get("fitted_at", ""))[:19], str(meta.get("data_fingerprint", "")),
                       _fmt(metrics.get("scale"), 4), _fmt(protocols.get("entry", {}).get("mape")),
                       _fmt(protocols.get("model", {}).get("within_10"), 1))
     print_table(console, table)

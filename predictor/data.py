@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Measurement
+from db.records import DEFAULT_RUNTIME
+from predictor.runtimes import resolve_runtime
 from spaces import Architecture, Op, SearchSpace, SpaceError, get_space
 from spaces.errors import InvalidLayerError, UnknownSpaceError
 
@@ -49,13 +51,14 @@ class ModelSample:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Everything a predictor is fitted on for one device and space."""
+    """Everything a predictor is fitted on for one device, runtime and space."""
 
     device: str
     space: str
     ops: tuple[OpSample, ...] = ()
     models: tuple[ModelSample, ...] = ()
     skipped: tuple[str, ...] = field(default=(), compare=False)
+    runtime: str = DEFAULT_RUNTIME
 
     def of_target(self, *targets: str) -> tuple[OpSample, ...]:
         return tuple(s for s in self.ops if s.target in targets)
@@ -83,7 +86,7 @@ class TrainingData:
         """A hash of what was measured and its values: equal data, equal fingerprint."""
         lines = sorted(f"{s.target}|{s.key}|{s.latency_ms:.9g}" for s in self.ops)
         lines += sorted(f"model|{m.key}|{m.latency_ms:.9g}" for m in self.models)
-        digest = hashlib.sha256("\n".join([self.device, self.space, *lines]).encode())
+        digest = hashlib.sha256("\n".join([self.device, self.runtime, self.space, *lines]).encode())
         return digest.hexdigest()[:16]
 
     def describe(self) -> dict[str, int]:
@@ -177,8 +180,11 @@ def _same_place(space: SearchSpace, row: Measurement, op: Op) -> bool:
 
 
 
-def load_training_data(session: Session, *, device: str, space: str) -> TrainingData:
-    """The newest measurement of every block, fixed layer and model of ``space`` on ``device``.
+def load_training_data(session: Session, *, device: str, space: str, runtime: str | None = None) -> TrainingData:
+    """The newest measurement of every block, fixed layer and model of ``space`` on ``device`` under ``runtime``.
+
+    ``runtime`` None means the device's only one (predictor.runtimes.resolve_runtime); measurements of
+    other runtimes are never mixed in.
 
     Ops are shapes: a block or fixed layer measured for another space counts for this one where this
     space has the same op at the same place (fbnet-extended-cifar100 shares all but its bottleneck
@@ -188,10 +194,11 @@ def load_training_data(session: Session, *, device: str, space: str) -> Training
     space) are skipped and named in ``skipped``.
     """
     own_space = get_space(space)  # an unknown space fails here with the list of known ones
+    runtime = resolve_runtime(session, device=device, runtime=runtime)
     ops: list[OpSample] = []
     models: list[ModelSample] = []
     skipped: list[str] = []
-    for row in queries.latest_measurements(session, device=device).values():
+    for row in queries.latest_measurements(session, device=device, runtime=runtime).values():
         try:
             if row.target == "model":
                 if row.space == space:
@@ -203,4 +210,4 @@ def load_training_data(session: Session, *, device: str, space: str) -> Training
                 ops.append(OpSample(op, row.latency_ms, target, row.key, layer, block, row.iqr_ms))
         except (SpaceError, ValueError) as exc:
             skipped.append(f"{row.key}: {exc}")
-    return TrainingData(device, space, tuple(ops), tuple(models), tuple(skipped))
+    return TrainingData(device, space, tuple(ops), tuple(models), tuple(skipped), runtime=runtime)

@@ -26,3 +26,11 @@ class PredictorLoadError(PredictorError):
 
 class NotFittedError(PredictorError, AttributeError):
     """``predict`` was called on a predictor that was not fitted."""
+
+
+class UnknownRuntimeError(PredictorNotFoundError):
+    """A runtime was asked for that the device has neither measurements nor predictors of."""
+
+
+class AmbiguousRuntimeError(PredictorError):
+    """No runtime was given and the device was measured under several: the caller has to choose."""

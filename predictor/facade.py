@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import FittedPredictor
+from db.records import DEFAULT_RUNTIME
 from predictor.base import LatencyPredictor, create_predictor, list_predictors
 from predictor.data import TrainingData, load_training_data
 from predictor.errors import PredictorNotFoundError, UnmeasuredOpError
 from predictor.evaluate import evaluate_kind
 from predictor.latency import DeviceLUT
 from predictor.lookup import LookupPredictor
+from predictor.runtimes import device_label, resolve_runtime, runtime_flag
 from predictor.store import latest_fitted, load_artifact, load_fitted, save_fitted
 from spaces import get_space
 
@@ -33,6 +35,7 @@ class FitReport:
     metrics: dict[str, Any]
     meta: dict[str, Any]
     predictor: LatencyPredictor = field(repr=False)
+    runtime: str = DEFAULT_RUNTIME
 
     @property
     def pi_gflops(self) -> float | None:
@@ -56,16 +59,18 @@ def expand_kinds(kinds: Sequence[str]) -> list[str]:
     return chosen
 
 
-def training_data(session: Session, *, device: str, space: str) -> TrainingData:
-    """The device's training data, or PredictorNotFoundError naming the known devices or telling how to measure."""
+def training_data(session: Session, *, device: str, space: str, runtime: str | None = None) -> TrainingData:
+    """The device's training data under ``runtime`` (default: its only one), or PredictorNotFoundError naming
+    the known devices or telling how to measure."""
     if queries.get_device(session, name=device) is None:
         known = ", ".join(d.name for d in queries.list_devices(session)) or "none yet"
         raise PredictorNotFoundError(f"unknown device {device!r} (known devices: {known})")
-    data = load_training_data(session, device=device, space=space)
+    data = load_training_data(session, device=device, space=space, runtime=runtime)
     if not data.of_target("block", "fixed"):
         raise PredictorNotFoundError(
-            f"no measurements of device {device!r} in space {space!r}: run `profiler run --device {device} "
-            f"--space {space}` on it (or `profiler import-hwnasbench PATH` for the public devices)"
+            f"no measurements of device {device_label(device, data.runtime)} in space {space!r}: run `profiler run "
+            f"--device {device}{runtime_flag(data.runtime)} --space {space}` on it (or `profiler import-hwnasbench "
+            "PATH` for the public devices)"
         )
     return data
 
@@ -94,8 +99,10 @@ def fit_kind(
 def fit_predictors(
     session: Session, *, device: str, space: str, kinds: Sequence[str], evaluate: bool = True,
     params: dict[str, dict[str, Any]] | None = None, seed: int = 0, progress: FitProgress | None = None,
+    runtime: str | None = None,
 ) -> list[FitReport]:
-    """Fit each kind on the device's measurements, evaluate it on held-out data, store it; one report each.
+    """Fit each kind on the device's measurements under ``runtime`` (default: its only one), evaluate it on
+    held-out data, store it; one report each.
 
     No transaction is open while fitting, which takes seconds (and each writer of a SQLite file locks
     out the others): the data is read and that transaction ended, then each kind is fitted and stored
@@ -103,7 +110,7 @@ def fit_predictors(
     it. ``session`` is committed. ``params`` maps a kind to hyperparameters (defaults otherwise).
     """
     chosen = expand_kinds(kinds)
-    data = training_data(session, device=device, space=space)
+    data = training_data(session, device=device, space=space, runtime=runtime)
     session.commit()
     reports = []
     for kind in chosen:
@@ -113,13 +120,16 @@ def fit_predictors(
             progress(kind, "store")
         row = save_fitted(session, predictor=predictor, data=data, metrics=metrics)
         session.commit()
-        reports.append(FitReport(device, space, kind, row.version, row.metrics, row.meta, predictor))
+        reports.append(FitReport(device, space, kind, row.version, row.metrics, row.meta, predictor, data.runtime))
     return reports
 
 
-def load_predictor(session: Session, *, device: str, space: str, kind: str) -> LatencyPredictor:
-    """The newest stored predictor of ``kind`` for the device and space."""
-    return load_fitted(session, device=device, space=space, kind=kind)[0]
+def load_predictor(
+    session: Session, *, device: str, space: str, kind: str, runtime: str | None = None
+) -> LatencyPredictor:
+    """The newest stored predictor of ``kind`` for the device, runtime (default: its only one) and space."""
+    runtime = resolve_runtime(session, device=device, runtime=runtime)
+    return load_fitted(session, device=device, runtime=runtime, space=space, kind=kind)[0]
 
 
 # -- choosing a kind --------------------------------------------------------------------------------
@@ -202,6 +212,7 @@ def lut_from_predictors(
     return DeviceLUT(
         device=primary.device_, space=space.name, blocks=blocks, table=table, fixed=fixed, measured=measured,
         iqr=iqr, predictor=name, scale=correction.scale, call_ms=correction.ms_per_call,
+        runtime=getattr(primary, "runtime_", DEFAULT_RUNTIME),  # predictors fitted before runtimes: torch
         meta={**(meta or {}), "correction": {"method": primary.correction, "scale": correction.scale,
                                              "weight_ms_per_mparam": correction.ms_per_mparam,
                                              "call_ms": correction.ms_per_call}},
@@ -209,36 +220,41 @@ def lut_from_predictors(
 
 
 def load_lut(
-    session: Session, *, device: str, space: str, kind: str = "auto", fit_if_missing: bool = False
+    session: Session, *, device: str, space: str, kind: str = "auto", fit_if_missing: bool = False,
+    runtime: str | None = None,
 ) -> DeviceLUT:
-    """The device's latency table for ``space`` from stored predictors.
+    """The device's latency table for ``space`` under ``runtime`` (default: its only one) from stored predictors.
 
     ``auto`` takes the best-validated kind (see ``choose_kinds``), with a fallback kind for the entries
     it cannot answer (the lookup table's unmeasured ones). Without any fitted predictor it raises
     PredictorNotFoundError, or, with ``fit_if_missing``, first fits and stores a lookup table and gbdt
     (without the held-out evaluation, which ``predictor fit`` runs and which takes far longer).
     """
+    runtime = resolve_runtime(session, device=device, runtime=runtime)
     if kind != "auto":
         if kind not in list_predictors():
             raise PredictorNotFoundError(
                 f"unknown predictor kind {kind!r}; allowed: {', '.join(['auto', *list_predictors()])}"
             )
-        predictor, row = load_fitted(session, device=device, space=space, kind=kind)
+        predictor, row = load_fitted(session, device=device, runtime=runtime, space=space, kind=kind)
         return lut_from_predictors(predictor, meta=_lut_meta([row]))
-    rows = latest_fitted(session, device=device, space=space)
+    rows = latest_fitted(session, device=device, runtime=runtime, space=space)
     if not rows and fit_if_missing:
-        fit_predictors(session, device=device, space=space, kinds=["lookup", "gbdt"], evaluate=False)
-        rows = latest_fitted(session, device=device, space=space)
+        fit_predictors(session, device=device, space=space, kinds=["lookup", "gbdt"], evaluate=False, runtime=runtime)
+        rows = latest_fitted(session, device=device, runtime=runtime, space=space)
     if not rows:
         if queries.get_device(session, name=device) is None:
-            load_fitted(session, device=device, space=space, kind="lookup")  # raises, listing the known devices
+            # raises, listing the known devices
+            load_fitted(session, device=device, runtime=runtime, space=space, kind="lookup")
         raise PredictorNotFoundError(
-            f"no fitted predictor for device {device!r} in space {space!r}: "
-            f"run `predictor fit --device {device} --space {space} --kind all`"
+            f"no fitted predictor for device {device_label(device, runtime)} in space {space!r}: "
+            f"run `predictor fit --device {device}{runtime_flag(runtime)} --space {space} --kind all`"
         )
     primary, fallback = choose_kinds(rows)
+    primary_predictor = load_artifact(primary.artifact)
+    primary_predictor.runtime_ = runtime
     lut = lut_from_predictors(
-        load_artifact(primary.artifact), load_artifact(fallback.artifact) if fallback is not None else None
+        primary_predictor, load_artifact(fallback.artifact) if fallback is not None else None
     )
     lut.meta |= _lut_meta([primary, fallback] if fallback is not None and "+" in lut.predictor else [primary])
     return lut

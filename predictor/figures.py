@@ -441,13 +441,16 @@ def layers_svg(job: Mapping[str, Any], layers: Sequence[Mapping[str, Any]], *,
 # -- predicted against measured whole architectures ---------------------------------------------------
 
 
-def runtime(environment: Mapping[str, Any], status: str) -> str:
-    """What ran a profiling run's measurements: its recorded runtime, torch's version, or the imported source."""
-    if environment.get("runtime"):
-        return str(environment["runtime"])
-    if environment.get("torch"):
-        return f"torch {environment['torch']} ({environment.get('torch_device') or 'cpu'})"
-    return f"imported ({environment.get('source', 'unknown')})" if status == "imported" else "unknown"
+def runtime(name: str, environment: Mapping[str, Any], status: str) -> str:
+    """What ran a profiling run's measurements (``name``, its ``runs.runtime``), with its version, or where an
+    imported table came from: 'torch 2.14.1 (cpu)', 'onnxruntime 1.23.2', 'tflite (imported from HW-NAS-Bench)'."""
+    if status == "imported":
+        return f"{name} (imported from {environment.get('source', 'unknown')})"
+    if name == "torch":
+        version = environment.get("torch")
+        return f"torch {version} ({environment.get('torch_device') or 'cpu'})" if version else "torch"
+    version = environment.get("runtime_version")
+    return f"{name} {version}" if version else name
 
 
 def model_predictions(models: Sequence[tuple[str, float]], luts: Mapping[str, DeviceLUT],
@@ -491,4 +494,59 @@ def predicted_measured_svg(points: Mapping[str, Any], *, title: str) -> str:
     _legend(svg, left, top + 320 + 48, [(kind, PALETTE[k % len(PALETTE)]) for k, kind in enumerate(kinds)])
     svg.width = max(svg.width, left + 330)
     svg.height = top + 320 + 48 + 16 * max(len(kinds), 1)
+    return svg.render()
+
+
+# -- runtimes of one device -------------------------------------------------------------------------
+
+
+def runtimes_svg(comparison: Mapping[str, Any]) -> str:
+    """The runtimes of one device (``RuntimeComparison.to_dict()``): per runtime, a bar of the sum-of-blocks bias
+    against whole models (median, whiskers at the quartiles: the fusion effect), labelled with the median op
+    latency ratio to the reference runtime and each kind's held-out model-level MAPE."""
+    runtimes = list(comparison["runtimes"])
+    bias, ratio = comparison["sum_bias_pct"], comparison["op_ratio"]
+    values = [v for r in runtimes for v in (bias[r]["q1"], bias[r]["q3"], bias[r]["median"]) if v is not None]
+    low, high = min([0.0, *values]), max([0.0, *values])
+    ticks = nice_ticks(low, high)
+    labels = {}
+    for r in runtimes:
+        scores = comparison.get("model_scores", {}).get(r, {})
+        accuracy = ", ".join(f"{kind} {fmt(s.get('mape'))} %" for kind, s in scores.items() if s.get("n"))
+        labels[r] = (f"ops ×{fmt(ratio[r]['median'])} of {comparison['reference']} (n {ratio[r]['n']})"
+                     + (f" · model MAPE {accuracy}" if accuracy else ""))
+    svg = Svg(0, 0, label=f"runtimes of {comparison['device']}")
+    top = _title(svg, [f"{comparison['device']} on {comparison['space']}: runtimes compared",
+                       "summed measured blocks against whole models measured (median, quartiles), in %"])
+    left = 10 + max(text_width(r) for r in runtimes) + 10
+    width, row_h = 320.0, 40.0
+    a, b = ticks[0], ticks[-1]
+
+    def px(value: float) -> float:
+        return left + (value - a) / (b - a) * width
+
+    for t in ticks:
+        svg.line(px(t), top, px(t), top + row_h * len(runtimes), stroke="#e3e3e3")
+        svg.text(px(t), top + row_h * len(runtimes) + 14, f"{t:g}", anchor="middle")
+    svg.line(px(0), top, px(0), top + row_h * len(runtimes), stroke="#444")
+    for i, (r, colour) in enumerate(zip(runtimes, PALETTE * len(runtimes), strict=False)):
+        y = top + i * row_h
+        svg.text(left - 6, y + 16, r, anchor="end")
+        spread = bias[r]
+        if spread["median"] is None:
+            svg.text(px(0) + 4, y + 16, "no whole model with every op measured", fill="#666")
+        else:
+            x0, x1 = sorted((px(0), px(spread["median"])))
+            svg.add(f'<g class="runtime-bias" data-runtime="{escape(r)}" data-median="{spread["median"]!r}">'
+                    f'<title>{escape(r)}: summed blocks {spread["median"]:+.3g} % against whole models '
+                    f'(quartiles {fmt(spread["q1"])} to {fmt(spread["q3"])}, n {spread["n"]})</title>'
+                    f'<rect x="{x0:.1f}" y="{y + 6:.1f}" width="{max(x1 - x0, 1):.1f}" height="14" '
+                    f'fill="{colour}"/></g>')
+            svg.line(px(spread["q1"]), y + 13, px(spread["q3"]), y + 13, stroke="#222")
+            svg.text(max(x1, px(spread["q3"])) + 4, y + 17, f"{spread['median']:+.3g} % (n {spread['n']})")
+        svg.text(left, y + 33, labels[r], size=FONT - 1, fill="#444")
+    svg.text(left + width / 2, top + row_h * len(runtimes) + 30, "sum of blocks − whole model, % of whole model",
+             anchor="middle")
+    svg.width = max(svg.width, left + width + 10)
+    svg.height = top + row_h * len(runtimes) + 40
     return svg.render()

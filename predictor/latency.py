@@ -17,6 +17,7 @@ import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
+from db.records import DEFAULT_RUNTIME
 from spaces import Architecture, SearchSpace, get_space
 from spaces.codecs import DEFAULT_CODECS, Codec, get_codec
 from spaces.errors import InvalidArchitectureError
@@ -94,6 +95,7 @@ class DeviceLUT:
     scale: float = 1.0
     call_ms: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    runtime: str = DEFAULT_RUNTIME  # what ran the networks the table was measured (and predicted) for
 
     def __post_init__(self) -> None:
         space = get_space(self.space)
@@ -142,6 +144,7 @@ class DeviceLUT:
         """JSON-ready form (NaN becomes None), as served by ``GET /lut``."""
         return {
             "device": self.device,
+            "runtime": self.runtime,
             "space": self.space,
             "predictor": self.predictor,
             "scale": self.scale,
@@ -166,6 +169,7 @@ class DeviceLUT:
             iqr=array(data["iqr"]) if data.get("iqr") is not None else np.full(table.shape, np.nan),
             predictor=data.get("predictor", "lookup"), scale=float(data.get("scale", 1.0)),
             call_ms=float(data.get("call_ms", 0.0)), meta=dict(data.get("meta", {})),
+            runtime=data.get("runtime", DEFAULT_RUNTIME),
         )
 
 

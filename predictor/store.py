@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import FittedPredictor
+from db.records import DEFAULT_RUNTIME
 from predictor.base import PREDICTORS, LatencyPredictor
 from predictor.data import TrainingData
 from predictor.errors import PredictorError, PredictorLoadError, PredictorNotFoundError
+from predictor.runtimes import device_label, runtime_flag
 
 FORMAT = "splitnas-predictor"
 FORMAT_VERSION = 1
@@ -96,24 +98,30 @@ def save_fitted(
     """Store a new version of the predictor with its metadata and metrics."""
     meta = predictor_meta(predictor, data)
     return queries.save_predictor(
-        session, device=data.device, space=data.space, kind=predictor.kind,
+        session, device=data.device, runtime=data.runtime, space=data.space, kind=predictor.kind,
         artifact=dump_predictor(predictor, meta), metrics=clean_json(metrics), meta=meta,
     )
 
 
-def latest_fitted(session: Session, *, device: str, space: str, kind: str | None = None) -> list[FittedPredictor]:
-    return queries.latest_predictors(session, device=device, space=space, kind=kind)
+def latest_fitted(
+    session: Session, *, device: str, space: str, kind: str | None = None, runtime: str = DEFAULT_RUNTIME
+) -> list[FittedPredictor]:
+    return queries.latest_predictors(session, device=device, runtime=runtime, space=space, kind=kind)
 
 
-def load_fitted(session: Session, *, device: str, space: str, kind: str) -> tuple[LatencyPredictor, FittedPredictor]:
+def load_fitted(
+    session: Session, *, device: str, space: str, kind: str, runtime: str = DEFAULT_RUNTIME
+) -> tuple[LatencyPredictor, FittedPredictor]:
     """The newest stored predictor of ``kind`` and its row, or PredictorNotFoundError saying how to fit one."""
-    rows = latest_fitted(session, device=device, space=space, kind=kind)
+    rows = latest_fitted(session, device=device, runtime=runtime, space=space, kind=kind)
     if not rows:
         if queries.get_device(session, name=device) is None:
             known = ", ".join(d.name for d in queries.list_devices(session)) or "none yet"
             raise PredictorNotFoundError(f"unknown device {device!r} (known devices: {known})")
         raise PredictorNotFoundError(
-            f"no fitted {kind} predictor for device {device!r} in space {space!r}: "
-            f"run `predictor fit --device {device} --space {space} --kind {kind}`"
+            f"no fitted {kind} predictor for device {device_label(device, runtime)} in space {space!r}: "
+            f"run `predictor fit --device {device}{runtime_flag(runtime)} --space {space} --kind {kind}`"
         )
-    return load_artifact(rows[0].artifact), rows[0]
+    predictor = load_artifact(rows[0].artifact)
+    predictor.runtime_ = rows[0].runtime  # the row says; artifacts stored before runtimes existed do not
+    return predictor, rows[0]

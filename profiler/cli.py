@@ -13,7 +13,10 @@ from rich.table import Table
 
 from db import database_url, get_settings, session_scope
 from db.command_line import console_script
+from db.records import DEFAULT_RUNTIME
 from profiler.load import BUSY_SHARE
+from profiler.runtimes import runtime_names
+from profiler.runtimes.onnx_runtime import LEVELS
 from profiler.settings import TimingSettings
 
 if TYPE_CHECKING:
@@ -113,6 +116,16 @@ def run(
     ),
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (fixed and recorded)")] = TIMING.threads,
     torch_device: Annotated[str, typer.Option(help="torch device to run on: cpu, cuda, cuda:1")] = "cpu",
+    runtime: Annotated[str, typer.Option(
+        help=f"what runs the networks: {', '.join(runtime_names())} (ONNX runtimes time an ONNX export of each "
+        "op and model, cached on disk)",
+    )] = DEFAULT_RUNTIME,
+    graph_optimization: Annotated[str | None, typer.Option(
+        help=f"ONNX Runtime's graph optimization level: {', '.join(LEVELS)} (default: all; recorded)",
+    )] = None,
+    onnx_cache: Annotated[Path | None, typer.Option(
+        help="directory of cached ONNX exports (default: $SPLITNAS_ONNX_CACHE or ~/.cache/splitnas/onnx)",
+    )] = None,
     clock: Annotated[
         str, typer.Option(help="wall (what a user waits for) or thread (CPU time of the timing thread; one CPU thread)")
     ] = TIMING.clock,
@@ -143,6 +156,7 @@ def run(
     """Measure every block of a space (and its fixed layers, configs, models) on this machine."""
     from profiler.environment import default_device_name
     from profiler.runner import BatchWriter, ProfileOptions, check_torch_device, profile_device
+    from profiler.runtimes import RuntimeUnavailable
     from profiler.upload import Spool, SpoolError
     from spaces import SpaceError, get_space
 
@@ -158,11 +172,16 @@ def run(
             layers=parse_layers(layers), models=models, sample_configs=sample_configs, seed=seed, resume=resume,
             max_entries=max_entries, batch_size=batch_size, trace_dir=trace_dir, cool_below=cool_below,
             cool_timeout=cool_timeout, quiet_below=quiet_below, max_quiet_wait=max_quiet_wait, timing=timing,
+            runtime=runtime, graph_optimization=graph_optimization, export_cache=onnx_cache,
         )
         if options.layers is not None:
             for index in options.layers:
                 get_space(space).layer(index)
         check_torch_device(torch_device)
+        options.create_runtime()
+    except RuntimeUnavailable as exc:  # not the user's typo: one line naming the extra that installs it
+        console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     except (SpaceError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     uploader = _uploader(server, token, retries, backoff)
@@ -182,11 +201,16 @@ def run(
     if as_json:
         _print_json(summary.as_dict())
     elif summary.run_uid is None:
-        console.print(f"nothing to measure: all {summary.planned} entries already measured on {summary.device}")
+        console.print(
+            f"nothing to measure: all {summary.planned} entries already measured on {summary.device} "
+            f"under {summary.runtime}"
+        )
     else:
         console.print(
-            f"run {summary.run_uid}: {summary.measured} measurements of {summary.device} ({summary.timed} timed) "
-            f"in {summary.wall_s:.1f} s; median IQR/median {summary.relative_iqr_median:.2%}, "
+            f"run {summary.run_uid}: {summary.measured} measurements of {summary.device} under {summary.runtime} "
+            f"({summary.timed} timed) in {summary.wall_s:.1f} s"
+            + (f" ({summary.export_s:.1f} s exporting)" if summary.export_s else "")
+            + f"; median IQR/median {summary.relative_iqr_median:.2%}, "
             f"{summary.share_within_threshold:.0%} settled within {threshold:.0%}, {len(summary.noisy)} noisy"
         )
         if summary.load.get("busy"):

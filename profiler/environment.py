@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from db.records import DEFAULT_RUNTIME
 from profiler.load import LoadProbe
 
 # Bits of the Raspberry Pi firmware's get_throttled value (documented by raspberrypi.com).
@@ -183,9 +184,12 @@ def cuda_device_name(device: str) -> str | None:
 
 def capture(
     *, threads: int, device: str = "cpu", caches: str = "warm", clock: str = "wall",
-    probe: ThermalProbe | None = None, load: LoadProbe | None = None,
+    probe: ThermalProbe | None = None, load: LoadProbe | None = None, runtime: str = DEFAULT_RUNTIME,
 ) -> dict[str, Any]:
     """Everything a measurement depends on, as a JSON-able dict (stored with the run).
+
+    ``runtime`` is what runs the networks (torch, onnxruntime, ...); its version, where it is not torch,
+    is added by the caller that loads it.
 
     ``probe`` says where the filesystem root is (default: this machine's, with ``vcgencmd`` if present);
     ``load`` reads the load at the start (default: from the same root).
@@ -203,6 +207,7 @@ def capture(
         "memory_gb": memory_gb(root),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
+        "runtime": runtime,
         "threads": threads,
         "torch_device": device,
         "cuda_device": cuda_device_name(device),
@@ -216,9 +221,13 @@ def capture(
 
 
 def environment_key(environment: dict[str, Any]) -> str:
-    """A hash of what makes measurements comparable: host, CPU model, torch, threads, CUDA device, caches, clock."""
-    names = ("host", "cpu_model", "torch", "threads", "cuda_device", "caches", "clock")
+    """A hash of what makes measurements comparable: host, CPU model, torch, threads, CUDA device, caches, clock,
+    and the runtime with its version and options (``--resume`` never mixes runtimes, nor ONNX Runtime's
+    optimization levels)."""
+    names = ("host", "cpu_model", "torch", "threads", "cuda_device", "caches", "clock",
+             "runtime", "runtime_version", "runtime_options")
     parts = {name: environment.get(name) for name in names}
+    parts["runtime"] = parts["runtime"] or DEFAULT_RUNTIME
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

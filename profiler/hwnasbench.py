@@ -31,14 +31,21 @@ class BenchDevice:
     name: str
     kind: str
     description: str
+    runtime: str  # what produced the device's numbers: the imported run (and its predictors) carry it
 
 
+# The runtimes are those of the benchmark's own description (../shared/hwnasbench/README.md, Li et al. 2021):
 DEVICES = (
-    BenchDevice("edgegpu", "gpu", "NVIDIA Jetson TX2 (TensorRT); HW-NAS-Bench measurements"),
-    BenchDevice("raspi4", "cpu", "Raspberry Pi 4 (TFLite); HW-NAS-Bench measurements"),
-    BenchDevice("pixel3", "mobile", "Google Pixel 3 (TFLite); HW-NAS-Bench measurements"),
-    BenchDevice("eyeriss", "asic", "Eyeriss ASIC; HW-NAS-Bench simulator estimates"),
-    BenchDevice("fpga", "fpga", "FPGA; HW-NAS-Bench simulator estimates"),
+    # compiled with TensorRT on the board
+    BenchDevice("edgegpu", "gpu", "NVIDIA Jetson TX2 (TensorRT); HW-NAS-Bench measurements", "tensorrt"),
+    # TFLite models run by the TFLite interpreter on the board's CPU
+    BenchDevice("raspi4", "cpu", "Raspberry Pi 4 (TFLite); HW-NAS-Bench measurements", "tflite"),
+    # TFLite models run on the phone's CPU
+    BenchDevice("pixel3", "mobile", "Google Pixel 3 (TFLite); HW-NAS-Bench measurements", "tflite"),
+    # no chip ran anything: estimates of an accelerator simulator (the README: "simulator estimates")
+    BenchDevice("eyeriss", "asic", "Eyeriss ASIC; HW-NAS-Bench simulator estimates", "simulated"),
+    # the same for the FPGA: a model of a synthesized design, not a board's timings
+    BenchDevice("fpga", "fpga", "FPGA; HW-NAS-Bench simulator estimates", "simulated"),
 )
 
 Tables = dict[str, dict[str, float]]
@@ -158,7 +165,7 @@ def import_tables(session: Session, tables: Tables, *, source: str = "") -> Impo
         if missing:
             report.missing[f"{device.name}_latency"] = missing
         run = RunRecord(
-            uid=f"hwnasbench-{device.name}", device=device.name, device_kind=device.kind,
+            uid=f"hwnasbench-{device.name}", device=device.name, device_kind=device.kind, runtime=device.runtime,
             device_description=device.description, device_facts={"source": "HW-NAS-Bench (Li et al., ICLR 2021)"},
             host="", environment={"source": "HW-NAS-Bench", "path": source},
             settings={"metrics": [m for m in tables if m.startswith(f"{device.name}_")]}, status="imported",

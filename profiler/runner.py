@@ -25,11 +25,12 @@ from rich.progress import (
 
 from db import queries, session_scope
 from db.models import utcnow
-from db.records import MeasurementBatch, MeasurementRecord, RunRecord
+from db.records import DEFAULT_RUNTIME, MeasurementBatch, MeasurementRecord, RunRecord
 from profiler import environment
 from profiler.environment import ThermalProbe
 from profiler.load import BUSY_SHARE, LoadProbe, LoadWatch
 from profiler.plan import Entry, build_plan, drop_measured, group_by_timing
+from profiler.runtimes import Runtime, RuntimeSettings, create_runtime
 from profiler.settings import TimingSettings
 from profiler.timing import Timing, across_passes, measure
 from profiler.traces import record_trace, trace_name
@@ -58,13 +59,28 @@ class ProfileOptions:
     quiet_below: float | None = BUSY_SHARE  # wait while other processes take this share of the machine
     max_quiet_wait: float = 30.0  # seconds the whole run may wait for quiet
     timing: TimingSettings = field(default_factory=TimingSettings)
+    runtime: str = DEFAULT_RUNTIME  # what runs the networks (profiler.runtimes)
+    graph_optimization: str | None = None  # the runtime's graph optimization level (ONNX Runtime)
+    export_cache: Path | None = None  # where ONNX exports are cached (default: runtimes.base.default_cache_dir)
+
+    def __post_init__(self) -> None:
+        if self.trace_dir is not None and self.runtime != DEFAULT_RUNTIME:
+            raise ValueError(f"traces are torch.profiler traces: --trace-dir needs --runtime {DEFAULT_RUNTIME}")
 
     def run_settings(self) -> dict[str, Any]:
         """What is stored with the run (JSON-able)."""
         values = asdict(self)
         values["timing"] = self.timing.as_dict()
-        values["trace_dir"] = str(self.trace_dir) if self.trace_dir else None
+        for name in ("trace_dir", "export_cache"):
+            values[name] = str(values[name]) if values[name] else None
         return values
+
+    def create_runtime(self) -> Runtime:
+        """The runtime asked for; ValueError (RuntimeUnavailable: not installed) for one that cannot run here."""
+        return create_runtime(self.runtime, RuntimeSettings(
+            threads=self.timing.threads, device=self.timing.device, graph_optimization=self.graph_optimization,
+            export_cache=self.export_cache,
+        ))
 
 
 @dataclass
@@ -74,6 +90,7 @@ class RunSummary:
     run_uid: str | None
     device: str
     space: str
+    runtime: str
     environment_key: str
     planned: int
     already_measured: int
@@ -82,7 +99,8 @@ class RunSummary:
     noisy: list[str] = field(default_factory=list)
     relative_iqr_median: float | None = None
     share_within_threshold: float | None = None
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # exporting included
+    export_s: float = 0.0  # converting the workloads for the runtime (ONNX export; cached on disk)
     status: str = "completed"
     traces: int = 0
     load: dict[str, Any] = field(default_factory=dict)  # how busy the machine was (LoadWatch.summary)
@@ -131,7 +149,7 @@ def new_run(options: ProfileOptions, env: dict[str, Any]) -> RunRecord:
     kind = options.device_kind or ("gpu" if options.timing.device.startswith("cuda") else "cpu")
     return RunRecord(
         uid=uuid.uuid4().hex, device=options.device, device_kind=kind,
-        device_facts=environment.device_facts(env), host=env["host"], environment=env,
+        device_facts=environment.device_facts(env), host=env["host"], runtime=options.runtime, environment=env,
         environment_key=environment.environment_key(env), settings=options.run_settings(), status="running",
         started_at=utcnow(),
     )
@@ -157,7 +175,7 @@ def workload_for(entry: Entry, settings: TimingSettings) -> Workload:
 
 
 def measure_entry(
-    entry: Entry, settings: TimingSettings, probe: ThermalProbe, *, watch: LoadWatch | None = None,
+    entry: Entry, settings: TimingSettings, probe: ThermalProbe, *, runtime: Runtime, watch: LoadWatch | None = None,
     trace_dir: Path | None = None, cool_below: float | None = None, cool_timeout: float = 600.0,
 ) -> tuple[Timing, dict[str, Any]]:
     """Time one entry; returns the timing and what its rows keep in ``raw`` (thermal state, load, trace)."""
@@ -168,7 +186,7 @@ def measure_entry(
         raw.update(watch.before_entry())
     before = probe.read()
     workload = workload_for(entry, settings)
-    timing = measure(workload.run, executions=workload.executions, settings=settings)
+    timing = measure(runtime.prepare(workload), executions=workload.executions, settings=settings)
     if watch is not None:
         raw["load"] = watch.after_entry()
     after = probe.read()
@@ -201,6 +219,15 @@ def progress_bar(total: int, *, enabled: bool) -> Iterator[tuple[Progress, Any]]
         yield progress, progress.add_task("starting", total=total)
 
 
+def export_all(groups: list[list[Entry]], settings: TimingSettings, runtime: Runtime, *, progress: bool) -> None:
+    """Convert what each group times for the runtime ahead of timing (its cache makes a re-run free)."""
+    with progress_bar(len(groups), enabled=progress) as (bar, task), torch.inference_mode():
+        for group in groups:
+            bar.update(task, description=f"export for {runtime.name}: {group[0].label}")
+            runtime.export(workload_for(group[0], settings))
+            bar.advance(task)
+
+
 def plan_run(options: ProfileOptions, env_key: str, db_url: str | None) -> tuple[list[Entry], int]:
     """The entries to measure this time, and how many of the plan were already measured."""
     entries = build_plan(
@@ -226,24 +253,29 @@ def profile_device(
     probe = probe or ThermalProbe.local()
     load = load or LoadProbe(probe.root)
     settings = options.timing
+    runtime = options.create_runtime()
     torch.set_num_threads(settings.threads)
     env = environment.capture(
         threads=settings.threads, device=settings.device, caches=settings.caches, clock=settings.clock, probe=probe,
-        load=load,
+        load=load, runtime=runtime.name,
     )
+    env.update(runtime.environment())
     run = new_run(options, env)
     entries, skipped = plan_run(options, run.environment_key, writer.db_url)
     summary = RunSummary(
-        run_uid=None, device=options.device, space=options.space, environment_key=run.environment_key,
-        planned=len(entries) + skipped, already_measured=skipped,
+        run_uid=None, device=options.device, space=options.space, runtime=runtime.name,
+        environment_key=run.environment_key, planned=len(entries) + skipped, already_measured=skipped,
     )
     if not entries:
         summary.status = "nothing to measure"
         return summary
-    summary.run_uid = run.uid
     started = time.perf_counter()
-    writer.start(run)
     groups = group_by_timing(entries)
+    if runtime.exports:  # before the run is stored: a workload that cannot be exported stores nothing
+        export_all(groups, settings, runtime, progress=progress)
+        summary.export_s = round(time.perf_counter() - started, 3)
+    summary.run_uid = run.uid
+    writer.start(run)
     visits: list[list[tuple[Timing, dict[str, Any]]]] = [[] for _ in groups]
     buffer: list[MeasurementRecord] = []
     stored: set[int] = set()  # groups whose records are in the buffer or the database
@@ -283,7 +315,7 @@ def profile_device(
                     group = groups[index]
                     bar.update(task, description=f"pass {number + 1}/{settings.passes} {group[0].label}")
                     visits[index].append(measure_entry(
-                        group[0], visit_settings, probe, watch=watch,
+                        group[0], visit_settings, probe, runtime=runtime, watch=watch,
                         trace_dir=options.trace_dir if number == 0 else None,
                         cool_below=options.cool_below, cool_timeout=options.cool_timeout,
                     ))

@@ -26,11 +26,12 @@ router = APIRouter(prefix="/architectures", tags=["architectures"])
 
 
 async def _tables(
-    cache: LUTCache, arch: Architecture, devices: list[str], locs: list[Loc], predictor: str, arch_loc: Loc
+    cache: LUTCache, arch: Architecture, devices: list[str], locs: list[Loc], predictor: str, runtime: str | None,
+    arch_loc: Loc,
 ) -> list[CachedLUT]:
     entries = []
     for device, loc in zip(devices, locs, strict=True):
-        entry = await lut_entry(cache, (device, arch.space.name, predictor), device_loc=loc,
+        entry = await lut_entry(cache, (device, runtime, arch.space.name, predictor), device_loc=loc,
                                 kind_loc=["body", "predictor"])
         check_measured(arch, entry.lut, arch_loc)
         entries.append(entry)
@@ -48,7 +49,7 @@ async def post_split_latency(body: SplitLatencyCreate, cache: CacheDep, metrics:
     arch = parse_architecture(body.text, space, _arch_loc(body), splits=1)
     head, tail = await _tables(
         cache, arch, [body.head_device, body.tail_device], [["body", "head_device"], ["body", "tail_device"]],
-        body.predictor, _arch_loc(body),
+        body.predictor, body.runtime, _arch_loc(body),
     )
     result = split_latency(arch, head.lut, tail.lut, Link(body.bandwidth_mbps, body.bits))
     head_part, tail_part = result.segments
@@ -68,6 +69,7 @@ async def post_split_latency(body: SplitLatencyCreate, cache: CacheDep, metrics:
         "tail_ms": tail_part.compute_ms, "payload_elements": head_part.payload_elements,
         "payload_bytes": head_part.payload_bytes, "per_layer": per_layer,
         "predictors": {"head": head.lut.predictor, "tail": tail.lut.predictor},
+        "runtimes": {"head": head.lut.runtime, "tail": tail.lut.runtime},
     }
 
 
@@ -92,7 +94,7 @@ async def post_topology_latency(body: TopologyLatencyCreate, cache: CacheDep, me
     fetched: dict[str, DeviceLUT] = {}
     for i, spec in enumerate(topology.devices):
         if spec.device not in fetched:
-            entry = await lut_entry(cache, (spec.device, space.name, body.predictor),
+            entry = await lut_entry(cache, (spec.device, body.runtime, space.name, body.predictor),
                                     device_loc=["body", "devices", i, "device"], kind_loc=["body", "predictor"])
             check_measured(arch, entry.lut, arch_loc)
             fetched[spec.device] = entry.lut
@@ -102,6 +104,7 @@ async def post_topology_latency(body: TopologyLatencyCreate, cache: CacheDep, me
         "topology": topology.kind, "name": topology.name, "arch": arch.encode(),
         **completion_latency(arch, topology, luts).to_dict(),
         "predictors": {name: lut.predictor for name, lut in luts.items()},
+        "runtimes": {name: lut.runtime for name, lut in luts.items()},
     }
 
 
@@ -113,9 +116,9 @@ async def post_split_latency_batch(
     if len(body.archs) > settings.api_max_batch:
         raise too_large(["body", "archs"], len(body.archs), settings.api_max_batch, "architectures")
     space = space_or_error(body.space, ["body", "space"])
-    head = await lut_entry(cache, (body.head_device, space.name, body.predictor),
+    head = await lut_entry(cache, (body.head_device, body.runtime, space.name, body.predictor),
                            device_loc=["body", "head_device"], kind_loc=["body", "predictor"])
-    tail = await lut_entry(cache, (body.tail_device, space.name, body.predictor),
+    tail = await lut_entry(cache, (body.tail_device, body.runtime, space.name, body.predictor),
                            device_loc=["body", "tail_device"], kind_loc=["body", "predictor"])
     indices, splits = parse_split_architectures(body.archs, space, head.lut.blocks, ["body", "archs"])
     rows = np.arange(indices.shape[1])[None, :]
@@ -128,7 +131,8 @@ async def post_split_latency_batch(
     result = batch_split_latency(indices, splits, head.lut, tail.lut, link)
     metrics.architecture_predictions.labels("batch").inc(len(body.archs))
     return {
-        "head_device": body.head_device, "tail_device": body.tail_device, "count": len(body.archs),
+        "head_device": body.head_device, "tail_device": body.tail_device,
+        "runtimes": {"head": head.lut.runtime, "tail": tail.lut.runtime}, "count": len(body.archs),
         "total_ms": result["total_ms"].tolist(), "head_ms": result["head_ms"].tolist(),
         "comm_ms": result["comm_ms"].tolist(), "tail_ms": result["tail_ms"].tolist(),
         "payload_bytes": link.payload_bytes(result["payload_elements"]).tolist(),

@@ -24,12 +24,13 @@ router = APIRouter(tags=["latency"])
     openapi_extra={"parameters": query_parameters(LatencyQuery)},
 )
 async def get_latency(request: Request) -> Response:
-    """Latency in ms of ``block`` at ``layer`` on ``device``, measured where possible, else predicted."""
+    """Latency in ms of ``block`` at ``layer`` on ``device`` (under ``runtime``, default its only one), measured
+    where possible, else predicted."""
     # The service's hot path: one model validates the query (FastAPI spends tens of microseconds per declared
     # parameter per request) and the answer comes from the table held in memory, with no database access.
     q = parse_query(LatencyQuery, request)
     state = request.app.state
-    key = (q.device, q.space, q.predictor)
+    key = (q.device, q.runtime, q.space, q.predictor)
     entry = state.cache.fresh(key)
     if entry is None:
         check_op(q.space, q.layer, q.block, ["query"])  # unknown names never reach the database
@@ -51,13 +52,13 @@ async def post_latency_batch(
     if len(queries) > settings.api_max_batch:
         raise too_large(["body", "queries"], len(queries), settings.api_max_batch, "queries")
     errors: list[tuple[Loc, str]] = []
-    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    groups: dict[tuple[str, str | None, str, str], list[int]] = defaultdict(list)
     for i, q in enumerate(queries):
         error = op_error(q.space, q.layer, q.block)
         if error is not None:
             errors.append((["body", "queries", i, error[0]], error[1]))
         else:
-            groups[(q.device, q.space, q.predictor)].append(i)
+            groups[(q.device, q.runtime, q.space, q.predictor)].append(i)
     if errors:
         raise many_invalid(errors)
     results: list[dict | None] = [None] * len(queries)
@@ -95,7 +96,7 @@ def _answer_group(
         positions, group, values.tolist(), measured.tolist(), iqr.tolist(), strict=True
     ):
         results[pos] = {
-            "device": q.device, "space": q.space, "layer": q.layer, "block": q.block, "latency_ms": value,
-            "predictor": primary if was_measured else fallback, "measured": was_measured,
+            "device": q.device, "runtime": lut.runtime, "space": q.space, "layer": q.layer, "block": q.block,
+            "latency_ms": value, "predictor": primary if was_measured else fallback, "measured": was_measured,
             "iqr_ms": spread if spread == spread else None,
         }

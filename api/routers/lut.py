@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import CacheDep, lut_entry
 from api.errors import ERROR_RESPONSES, responses
-from api.schemas import DEFAULT_SPACE, LUTPublic, PredictorKind
+from api.schemas import DEFAULT_SPACE, LUTPublic, PredictorKind, Runtime
 from api.validation import space_or_error
 
 router = APIRouter(tags=["lut"])
@@ -31,11 +31,12 @@ async def get_lut(
     device: Annotated[str, Query(description="device name", examples=["raspi4"])],
     space: Annotated[str, Query(description="search space")] = DEFAULT_SPACE,
     predictor: Annotated[PredictorKind, Query(description="which predictor fills the table")] = "auto",
+    runtime: Annotated[Runtime, Query()] = None,
     if_none_match: Annotated[str | None, Header(description="the ETag of the copy the client holds")] = None,
 ) -> Response:
     """The table served to ``GET /latency`` (``DeviceLUT.to_dict()``); 304 when the client's copy is current."""
     space_or_error(space, ["query", "space"])
-    entry = await lut_entry(cache, (device, space, predictor), device_loc=["query", "device"],
+    entry = await lut_entry(cache, (device, runtime, space, predictor), device_loc=["query", "device"],
                             kind_loc=["query", "predictor"])
     headers = {"ETag": entry.etag, "Cache-Control": "no-cache"}
     if if_none_match is not None and etag_matches(if_none_match, entry.etag):

@@ -29,7 +29,7 @@ from api.validation import space_or_error
 from db import queries
 from db.engine import session_scope
 from db.models import Measurement
-from db.records import MeasurementBatch, Target
+from db.records import MeasurementBatch, RuntimeName, Target
 
 router = APIRouter(prefix="/measurements", tags=["measurements"])
 
@@ -58,7 +58,7 @@ COLUMNS = list(MeasurementPublic.model_fields)
     responses=responses(
         {
             200: {"model": UploadPublic, "description": "nothing new: every measurement was already stored"},
-            409: {"model": ErrorPublic, "description": "the run uid belongs to another device"},
+            409: {"model": ErrorPublic, "description": "the run uid belongs to another device or runtime"},
         },
         ERROR_RESPONSES, AUTH_RESPONSES, BATCH_RESPONSES, WRITE_RESPONSES,
     ),
@@ -94,8 +94,8 @@ def post_measurements(
 
 
 def _public(row: Measurement, device: str, run: str) -> dict:
-    fields = {name: getattr(row, name) for name in COLUMNS if name not in ("device", "run")}
-    return fields | {"device": device, "run": run}
+    fields = {name: getattr(row, name) for name in COLUMNS if name not in ("device", "run", "runtime")}
+    return fields | {"device": device, "run": run, "runtime": row.run.runtime}
 
 
 @router.get(
@@ -111,18 +111,19 @@ def get_measurements(
     space: Annotated[str | None, Query(description="only this space")] = None,
     run: Annotated[str | None, Query(description="only this run (its uid)")] = None,
     target: Annotated[Target | None, Query(description="only this kind: block, fixed, config or model")] = None,
+    runtime: Annotated[RuntimeName | None, Query(description="only this runtime's measurements")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv streams every matching row")] = "json",
     limit: Annotated[int, Query(ge=1, le=10_000, description="rows per JSON page")] = 1000,
     after_id: Annotated[int, Query(ge=0, description="next JSON page: the last id of the previous one")] = 0,
 ) -> list[dict] | StreamingResponse:
-    """Measurements in id order, filtered by device, space, run and target."""
+    """Measurements in id order, filtered by device, space, run, target and runtime."""
     if device is not None:
         check_device_known(session, device, ["query", "device"])
     if space is not None:
         space_or_error(space, ["query", "space"])
     if run is not None and queries.get_run(session, uid=run) is None:
         raise not_found(["query", "run"], f"unknown run {run!r}; list runs with GET /measurements?device=...")
-    filters = {"device": device, "space": space, "target": target, "run_uid": run}
+    filters = {"device": device, "space": space, "target": target, "run_uid": run, "runtime": runtime}
     if format == "json":
         rows = queries.measurement_rows(session, **filters, limit=limit, after_id=after_id)
         return [_public(*row) for row in rows]
@@ -141,8 +142,8 @@ def _csv_lines(database_url: str, filters: dict, after_id: int) -> Iterator[str]
     while True:
         with session_scope(database_url) as session:
             rows = queries.measurement_rows(session, **filters, limit=CSV_PAGE, after_id=after_id)
-        for row in rows:
-            record = _public(*row)
+            records = [_public(*row) for row in rows]  # in the session: a row's run is read with it
+        for record in records:
             writer.writerow(record | {"config": json.dumps(record["config"])})
         yield buffer.getvalue()
         buffer.seek(0)

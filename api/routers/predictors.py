@@ -12,6 +12,7 @@ from api.fit_jobs import FitJob
 from api.schemas import ErrorPublic, FitJobPublic, PredictorFitCreate, PredictorPublic
 from api.validation import space_or_error
 from db import queries
+from db.records import RuntimeName
 
 router = APIRouter(prefix="/predictors", tags=["predictors"])
 
@@ -21,17 +22,18 @@ def get_predictors(
     session: SessionDep,
     device: Annotated[str | None, Query(description="only this device's predictors")] = None,
     space: Annotated[str | None, Query(description="only this space's predictors")] = None,
+    runtime: Annotated[RuntimeName | None, Query(description="only this runtime's predictors")] = None,
 ) -> list[dict]:
-    """The newest fitted predictor of every (device, space, kind), with its held-out validation metrics."""
+    """The newest fitted predictor of every (device, runtime, space, kind), with its held-out validation metrics."""
     if device is not None:
         check_device_known(session, device, ["query", "device"])
     if space is not None:
         space_or_error(space, ["query", "space"])
-    rows = queries.latest_predictors(session, device=device, space=space)
+    rows = queries.latest_predictors(session, device=device, space=space, runtime=runtime)
     return [
-        {"device": row.device.name, "space": row.space, "kind": row.kind, "version": row.version,
-         "metrics": row.metrics, "meta": row.meta, "created_at": row.created_at}
-        for row in sorted(rows, key=lambda r: (r.device.name, r.space, r.kind))
+        {"device": row.device.name, "runtime": row.runtime, "space": row.space, "kind": row.kind,
+         "version": row.version, "metrics": row.metrics, "meta": row.meta, "created_at": row.created_at}
+        for row in sorted(rows, key=lambda r: (r.device.name, r.runtime, r.space, r.kind))
     ]
 
 
@@ -47,7 +49,7 @@ def post_fit(body: PredictorFitCreate, token: TokenDep, session: SessionDep, req
     token.check_device(body.device, ["body", "device"])
     space_or_error(body.space, ["body", "space"])
     check_device_known(session, body.device, ["body", "device"])
-    job = request.app.state.fit_jobs.start(body.device, body.space, list(body.kinds))
+    job = request.app.state.fit_jobs.start(body.device, body.space, list(body.kinds), body.runtime)
     response.headers["Location"] = f"/predictors/fit/{job.id}"
     return job
 

@@ -20,14 +20,15 @@ from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy import select
 
 from api.deps import CacheDep, SessionDep, SettingsDep, check_device_known, lut_entry
-from api.errors import not_found
-from api.schemas import DEFAULT_SPACE, PredictorKind
+from api.errors import invalid, not_found
+from api.schemas import DEFAULT_SPACE, PredictorKind, Runtime
 from api.validation import space_or_error
 from db import queries
 from db.engine import session_scope
 from db.models import Measurement, SearchJob
 from predictor import figures
 from predictor.errors import PredictorError
+from predictor.runtimes import resolve_runtime
 from spaces import get_space, list_spaces
 
 STATIC = resources.files("api") / "static"
@@ -149,7 +150,7 @@ def device_runtimes(session: Any) -> dict[str, str]:
     """Each device's runtime(s), from its runs, comma separated."""
     found: dict[str, set[str]] = {}
     for run in queries.list_runs(session):
-        found.setdefault(run.device.name, set()).add(figures.runtime(run.environment or {}, run.status))
+        found.setdefault(run.device.name, set()).add(figures.runtime(run.runtime, run.environment or {}, run.status))
     return {device: ", ".join(sorted(names)) for device, names in found.items()}
 
 
@@ -166,7 +167,7 @@ def overview(session: SessionDep) -> dict[str, Any]:
         last = mine[-1] if mine else None
         devices.append({
             "name": device.name, "kind": device.kind, "description": device.description, "facts": device.facts,
-            "runtimes": sorted({figures.runtime(r.environment or {}, r.status) for r in mine}),
+            "runtimes": sorted({figures.runtime(r.runtime, r.environment or {}, r.status) for r in mine}),
             "coverage": _coverage(session, device.name),
             "runs": len(mine),
             "last_run": None if last is None else {
@@ -192,42 +193,54 @@ async def lut_figure(
     space: Annotated[str, Query()] = DEFAULT_SPACE,
     # a Literal of the registered kinds, built at import time: FastAPI validates it, mypy cannot read it
     predictor: Annotated[PredictorKind, Query()] = "auto",  # type: ignore[valid-type]
+    runtime: Annotated[Runtime, Query()] = None,
 ) -> dict[str, Any]:
     """The heat map of the table ``GET /lut`` serves (the same cached entry), with its ETag."""
     space_or_error(space, ["query", "space"])
-    entry = await lut_entry(cache, (device, space, predictor), device_loc=["query", "device"],
+    entry = await lut_entry(cache, (device, runtime, space, predictor), device_loc=["query", "device"],
                             kind_loc=["query", "predictor"])
     lut = entry.lut
     runtime_name = await to_thread.run_sync(_runtime_of, settings.resolved_database_url(), device)
-    return {"device": device, "space": space, "predictor": lut.predictor, "etag": entry.etag,
+    return {"device": device, "runtime": lut.runtime, "space": space, "predictor": lut.predictor, "etag": entry.etag,
             "measured": int(lut.measured.sum()), "entries": int((~np.isnan(lut.table)).sum()),
             "svg": figures.heatmap_svg(lut, scenario={"runtime": runtime_name})}
 
 
-def _quality_data(database_url: str, device: str, space: str) -> tuple[list[dict[str, Any]], list[tuple[str, float]]]:
-    """The device's newest predictors (as ``GET /predictors`` lists them) and its measured architectures."""
+def _quality_data(
+    database_url: str, device: str, space: str, runtime: str | None
+) -> tuple[str, list[dict[str, Any]], list[tuple[str, float]]]:
+    """The runtime, the device's newest predictors under it (as ``GET /predictors`` lists them) and its measured
+    architectures."""
     with session_scope(database_url) as session:
         check_device_known(session, device, ["query", "device"])
-        stored = sorted(queries.latest_predictors(session, device=device, space=space), key=lambda r: r.kind)
+        try:
+            runtime = resolve_runtime(session, device=device, runtime=runtime)
+        except PredictorError as exc:
+            raise invalid(["query", "runtime"], str(exc)) from None
+        stored = sorted(queries.latest_predictors(session, device=device, runtime=runtime, space=space),
+                        key=lambda r: r.kind)
         rows = [{"kind": r.kind, "version": r.version, "metrics": r.metrics} for r in stored]
-        models = queries.latest_measurements(session, device=device, space=space, target="model")
-        return rows, [(row.key.split("/", 1)[1], row.latency_ms) for row in models.values()]
+        models = queries.latest_measurements(session, device=device, runtime=runtime, space=space, target="model")
+        return runtime, rows, [(row.key.split("/", 1)[1], row.latency_ms) for row in models.values()]
 
 
 @router.get("/quality")
 async def quality(cache: CacheDep, settings: SettingsDep, device: Annotated[str, Query()],
-                  space: Annotated[str, Query()] = DEFAULT_SPACE) -> dict[str, Any]:
+                  space: Annotated[str, Query()] = DEFAULT_SPACE,
+                  runtime: Annotated[Runtime, Query()] = None) -> dict[str, Any]:
     """Held-out quality of the device's predictors (their stored metrics) and their predictions of measured models."""
     space_or_error(space, ["query", "space"])
-    rows, models = await to_thread.run_sync(_quality_data, settings.resolved_database_url(), device, space)
+    runtime, rows, models = await to_thread.run_sync(
+        _quality_data, settings.resolved_database_url(), device, space, runtime
+    )
     luts = {}
     for row in rows if models else ():
         try:
-            luts[row["kind"]] = (await cache.get((device, space, row["kind"]))).lut
+            luts[row["kind"]] = (await cache.get((device, runtime, space, row["kind"]))).lut
         except (PredictorError, LookupError):
             continue  # a kind that cannot build a table (a lookup table with gaps) predicts nothing here
     points = figures.model_predictions(models, luts, space) if luts else None
-    return {"device": device, "space": space, "predictors": rows,
+    return {"device": device, "runtime": runtime, "space": space, "predictors": rows,
             "svg": figures.quality_svg(rows, device=device, space=space) if rows else "",
             "models_svg": figures.predicted_measured_svg(points, title=f"{device} on {space}: predicted against "
                                                           "measured") if points else "",
@@ -257,8 +270,9 @@ async def job_detail(uid: str, session: SessionDep, cache: CacheDep) -> dict[str
     result, config = job["result"], job["config"]
     if row.status == "completed" and result.get("architecture") and "head_ms" in (result.get("latency") or {}):
         try:
-            head = await cache.get((config["head_device"], job["space"], config.get("predictor", "auto")))
-            tail = await cache.get((config["tail_device"], job["space"], config.get("predictor", "auto")))
+            runtime, kind = config.get("runtime"), config.get("predictor", "auto")
+            head = await cache.get((config["head_device"], runtime, job["space"], kind))
+            tail = await cache.get((config["tail_device"], runtime, job["space"], kind))
             layers = figures.answer_layers(job, head.lut, tail.lut)
         except (PredictorError, LookupError, ValueError) as exc:
             detail["layers_error"] = f"the answer's per-layer latency needs both devices' tables: {exc}"

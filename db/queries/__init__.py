@@ -6,7 +6,14 @@
 
 from __future__ import annotations
 
-from db.queries.devices import data_fingerprint, device_names, get_device, get_or_create_device, list_devices
+from db.queries.devices import (
+    data_fingerprint,
+    device_names,
+    device_runtimes,
+    get_device,
+    get_or_create_device,
+    list_devices,
+)
 from db.queries.health import ping
 from db.queries.jobs import append_job_history, create_job, finish_job, get_job, list_jobs
 from db.queries.measurements import (
@@ -23,7 +30,8 @@ from db.queries.tokens import create_token, find_token, get_token, list_tokens, 
 
 __all__ = [
     "append_job_history", "coverage", "create_job", "create_token", "data_fingerprint", "device_names",
-    "find_token", "finish_job", "get_device", "get_job", "get_or_create_device", "get_run", "get_token",
+    "device_runtimes", "find_token", "finish_job", "get_device", "get_job", "get_or_create_device", "get_run",
+    "get_token",
     "ingest_batch", "latest_measurements", "latest_predictors", "list_devices", "list_jobs",
     "list_measurements", "list_runs", "list_tokens", "measured_keys", "measurement_rows", "ping",
     "revoke_token", "run_measurement_counts", "save_predictor", "upsert_run",

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.columns import equals
-from db.models import Device, FittedPredictor, Measurement
+from db.models import Device, FittedPredictor, Measurement, ProfilingRun
 from db.queries._insert import insert_ignoring_conflicts
 
 
@@ -58,3 +58,22 @@ def data_fingerprint(session: Session, *, device: str) -> tuple[int, int, int]:
         select(func.coalesce(func.max(FittedPredictor.id), 0)).where(FittedPredictor.device_id == device_id)
     )
     return int(newest), int(count), int(predictor or 0)
+
+
+def device_runtimes(session: Session, *, device: str | None = None) -> dict[str, list[str]]:
+    """The runtimes each device has measurements or fitted predictors of, sorted, keyed by device name.
+
+    Devices with neither are left out.
+    """
+    measured = (
+        select(Device.name, ProfilingRun.runtime)
+        .join(ProfilingRun, ProfilingRun.device_id == Device.id)
+        .where(select(Measurement.id).where(Measurement.run_id == ProfilingRun.id).exists())
+    )
+    fitted = select(Device.name, FittedPredictor.runtime).join(FittedPredictor, FittedPredictor.device_id == Device.id)
+    if device:
+        measured, fitted = measured.where(equals(Device.name, device)), fitted.where(equals(Device.name, device))
+    runtimes: dict[str, set[str]] = {}
+    for name, runtime in [*session.execute(measured.distinct()), *session.execute(fitted.distinct())]:
+        runtimes.setdefault(name, set()).add(runtime)
+    return {name: sorted(found) for name, found in sorted(runtimes.items())}

@@ -12,7 +12,7 @@ from db.columns import INT32_MAX, equals
 from db.models import Device, Measurement, ProfilingRun
 from db.queries._insert import insert_ignoring_conflicts
 from db.queries.runs import upsert_run
-from db.records import MeasurementBatch, MeasurementRecord
+from db.records import DEFAULT_RUNTIME, MeasurementBatch, MeasurementRecord
 
 _Columns = TypeVarTuple("_Columns")
 
@@ -51,7 +51,8 @@ def measured_keys(session: Session, *, device: str, environment_key: str) -> set
 
 
 def _measurements_where(
-    query: Select[*_Columns], *, device: str | None, space: str | None, target: str | None, run_uid: str | None
+    query: Select[*_Columns], *, device: str | None, space: str | None, target: str | None, run_uid: str | None,
+    runtime: str | None = None,
 ) -> Select[*_Columns]:
     """``query`` over measurements joined to their device and run, with the given filters."""
     # explicit ON clauses: ProfilingRun also joins to Device, which would match every run of the device
@@ -66,6 +67,8 @@ def _measurements_where(
         query = query.where(equals(Measurement.target, target))
     if run_uid:
         query = query.where(equals(ProfilingRun.uid, run_uid))
+    if runtime:
+        query = query.where(equals(ProfilingRun.runtime, runtime))
     return query.order_by(Measurement.id)
 
 
@@ -76,33 +79,41 @@ def list_measurements(
     space: str | None = None,
     target: str | None = None,
     run_uid: str | None = None,
+    runtime: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[Measurement]:
-    query = _measurements_where(select(Measurement), device=device, space=space, target=target, run_uid=run_uid)
+    query = _measurements_where(
+        select(Measurement), device=device, space=space, target=target, run_uid=run_uid, runtime=runtime
+    )
     return list(session.scalars(query.offset(offset).limit(limit)))
 
 
 def latest_measurements(
-    session: Session, *, device: str, space: str | None = None, target: str | None = None
+    session: Session, *, device: str, runtime: str = DEFAULT_RUNTIME, space: str | None = None,
+    target: str | None = None,
 ) -> dict[str, Measurement]:
-    """The newest measurement per key for ``device`` (later runs override earlier ones)."""
-    rows = list_measurements(session, device=device, space=space, target=target)
+    """The newest measurement per key for ``device`` under ``runtime`` (later runs override earlier ones)."""
+    rows = list_measurements(session, device=device, runtime=runtime, space=space, target=target)
     latest: dict[str, Measurement] = {}
     for row in sorted(rows, key=lambda m: (m.run.started_at, m.id)):
         latest[row.key] = row
     return latest
 
 
-def coverage(session: Session, *, device: str) -> dict[tuple[str | None, str], int]:
-    """How many distinct keys are measured per (space, target) on ``device``."""
+def coverage(session: Session, *, device: str, runtime: str | None = None) -> dict[tuple[str | None, str], int]:
+    """How many distinct keys are measured per (space, target) on ``device`` (under ``runtime``, or any)."""
     query = (
         select(Measurement.space, Measurement.target, func.count(func.distinct(Measurement.key)))
         .join(Device, Device.id == Measurement.device_id)
+        .join(ProfilingRun, ProfilingRun.id == Measurement.run_id)
         .where(equals(Device.name, device))
         .group_by(Measurement.space, Measurement.target)
     )
+    if runtime:
+        query = query.where(equals(ProfilingRun.runtime, runtime))
     return {(space, target): count for space, target, count in session.execute(query)}
+
 
 
 def measurement_rows(
@@ -112,6 +123,7 @@ def measurement_rows(
     space: str | None = None,
     target: str | None = None,
     run_uid: str | None = None,
+    runtime: str | None = None,
     limit: int | None = None,
     after_id: int = 0,
 ) -> list[tuple[Measurement, str, str]]:
@@ -120,6 +132,6 @@ def measurement_rows(
         return []
     query = _measurements_where(
         select(Measurement, Device.name, ProfilingRun.uid).where(Measurement.id > after_id),
-        device=device, space=space, target=target, run_uid=run_uid,
+        device=device, space=space, target=target, run_uid=run_uid, runtime=runtime,
     )
     return [(measurement, name, uid) for measurement, name, uid in session.execute(query.limit(limit))]

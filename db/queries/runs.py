@@ -20,7 +20,7 @@ def get_run(session: Session, *, uid: str) -> ProfilingRun | None:
 def upsert_run(session: Session, *, run: RunRecord) -> ProfilingRun:
     """The run with ``run.uid`` (created with its device when new; status and end time updated).
 
-    Raises RunConflictError when the uid belongs to a run of another device.
+    Raises RunConflictError when the uid belongs to a run of another device or runtime.
     """
     device = get_or_create_device(
         session, name=run.device, kind=run.device_kind, description=run.device_description, facts=run.device_facts
@@ -30,7 +30,7 @@ def upsert_run(session: Session, *, run: RunRecord) -> ProfilingRun:
         created = session.execute(
             insert_ignoring_conflicts(session, ProfilingRun, on=["uid"])
             .values(
-                uid=run.uid, device_id=device.id, host=run.host, environment=run.environment,
+                uid=run.uid, device_id=device.id, host=run.host, runtime=run.runtime, environment=run.environment,
                 environment_key=run.environment_key, settings=run.settings, status=run.status,
                 started_at=run.started_at or utcnow(), finished_at=run.finished_at,
             )
@@ -42,6 +42,8 @@ def upsert_run(session: Session, *, run: RunRecord) -> ProfilingRun:
             return row
     if row.device_id != device.id:
         raise RunConflictError(f"run {run.uid!r} belongs to another device than {run.device!r}")
+    if row.runtime != run.runtime:
+        raise RunConflictError(f"run {run.uid!r} measured runtime {row.runtime!r}, not {run.runtime!r}")
     if run.status != "running" or row.status == "running":  # a re-sent early batch must not reopen a run
         row.status = run.status
     row.finished_at = run.finished_at or row.finished_at

@@ -13,7 +13,7 @@ from predictor import load_lut
 from tests.utils.api_data import SPACE, device_records, fit
 from tests.utils.factories import ingest
 
-KEY = ("raspi4", SPACE, "auto")
+KEY = ("raspi4", None, SPACE, "auto")
 
 
 class GatedLoader:
@@ -96,4 +96,4 @@ def test_a_failed_rebuild_keeps_serving_the_previous_table(service_db: str) -> N
 def test_unknown_device_lists_the_known_ones(service_db: str) -> None:
     cache = LUTCache(service_db, ttl_s=10)
     with pytest.raises(LookupError, match="known devices: edgegpu, raspi4"):
-        cache.load(("jetson", SPACE, "auto"))
+        cache.load(("jetson", None, SPACE, "auto"))

@@ -27,7 +27,7 @@ def test_measured_entry_is_the_measurement_with_its_spread(api: Target) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body == {
-        "device": "edgegpu", "space": SPACE, "layer": 7, "block": "k5_e6",
+        "device": "edgegpu", "runtime": "torch", "space": SPACE, "layer": 7, "block": "k5_e6",
         "latency_ms": pytest.approx(expected_ms("edgegpu", 7, "k5_e6"), rel=1e-12),
         "predictor": "lookup", "measured": True, "iqr_ms": pytest.approx(body["latency_ms"] * 0.01, rel=1e-9),
     }

@@ -37,7 +37,7 @@ def test_every_endpoint_is_documented_with_examples(api: Target) -> None:
                 model = _resolve(schema, variant)
                 assert model.get("examples"), (path, model.get("title"))
     latency = {p["name"]: p for p in operations[("get", "/latency")]["parameters"]}
-    assert {"block", "layer", "device", "space", "predictor"} == set(latency)
+    assert {"block", "layer", "device", "space", "predictor", "runtime"} == set(latency)
     assert latency["block"]["example"] == "k5_e6" and latency["block"]["required"]
     assert "auto" in latency["predictor"]["schema"]["enum"]
     assert "422" in operations[("get", "/latency")]["responses"]

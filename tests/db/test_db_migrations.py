@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from db.migrate import alembic_config
 from db.models import Base
@@ -130,3 +131,57 @@ def test_processes_opening_a_new_database_together_all_succeed(database_url: str
     assert [process.returncode for process in processes] == [0, 0, 0, 0], "\n".join(errors)
     tables, revision, diff = _schema(database_url)
     assert (tables >= TABLES, revision, diff) == (True, _head(), [])
+
+
+def test_upgrade_from_0001_keeps_every_row_and_labels_it_torch(database_url: str) -> None:
+    """A database of the first schema, with data, upgraded: its runs and predictors were PyTorch eager's."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "0001")
+    engine = create_engine(database_url)
+    now = "2026-11-30 10:00:00+00:00"
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO devices (id, name, kind, description, facts, created_at) "
+                f"VALUES (1, 'raspi4', 'cpu', '', '{{}}', '{now}')"
+            ))
+            connection.execute(text(
+                "INSERT INTO profiling_runs (id, uid, device_id, host, environment, environment_key, settings, "
+                f"status, started_at) VALUES (1, 'r1', 1, 'pi', '{{}}', 'k', '{{}}', 'completed', '{now}')"
+            ))
+            connection.execute(text(
+                "INSERT INTO measurements (id, run_id, device_id, target, key, space, layer, block, config, "
+                "latency_ms, raw, noisy, source, created_at) VALUES (1, 1, 1, 'block', 'fbnet-cifar100/L0/k3_e1', "
+                f"'fbnet-cifar100', 0, 'k3_e1', '{{}}', 1.5, '{{}}', false, 'measured', '{now}')"
+            ))
+            connection.execute(text(
+                "INSERT INTO fitted_predictors (id, device_id, space, kind, version, metrics, meta, artifact, "
+                f"created_at) VALUES (1, 1, 'fbnet-cifar100', 'lookup', 1, '{{}}', '{{}}', :artifact, '{now}')"
+            ), {"artifact": b"lut"})
+        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT uid, runtime FROM profiling_runs")).all() == [("r1", "torch")]
+            assert connection.execute(text("SELECT latency_ms FROM measurements")).all() == [(1.5,)]
+            assert connection.execute(text("SELECT kind, version, runtime FROM fitted_predictors")).all() == [
+                ("lookup", 1, "torch")
+            ]
+            # version 1 of the same predictor under another runtime is a different predictor now
+            connection.execute(text(
+                "INSERT INTO fitted_predictors (id, device_id, runtime, space, kind, version, metrics, meta, artifact, "
+                f"created_at) VALUES (2, 1, 'onnxruntime', 'fbnet-cifar100', 'lookup', 1, '{{}}', '{{}}', :a, '{now}')"
+            ), {"a": b"lut"})
+        assert _schema(database_url)[2] == []
+
+        # going back would label the onnxruntime predictor torch's: refused, nothing changed
+        refused = "1 row\\(s\\) of fitted_predictors belong to a runtime other than torch"
+        with pytest.raises(RuntimeError, match=refused):
+            command.downgrade(config, "0001")
+        assert _schema(database_url)[1] == _head()
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM fitted_predictors WHERE runtime = 'onnxruntime'"))
+        command.downgrade(config, "0001")
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT uid FROM profiling_runs")).all() == [("r1",)]
+            assert connection.execute(text("SELECT kind FROM fitted_predictors")).all() == [("lookup",)]
+    finally:
+        engine.dispose()

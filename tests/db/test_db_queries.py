@@ -123,6 +123,52 @@ def test_measured_keys_are_per_device_and_environment(database_url: str) -> None
         assert queries.measured_keys(session, device="raspi4", environment_key="env1") == {f"{SPACE}/L0/k3_e1"}
 
 
+def test_measurements_of_two_runtimes_are_never_mixed(database_url: str) -> None:
+    """The same key measured under torch and under onnxruntime: each runtime reads back its own."""
+    with session_scope(database_url) as session:
+        queries.ingest_batch(session, batch=batch("t", [block_record(0, "k3_e1", 1.0)], environment_key="t"))
+        queries.ingest_batch(
+            session, batch=batch("o", [block_record(0, "k3_e1", 0.6)], runtime="onnxruntime", environment_key="o")
+        )
+        queries.ingest_batch(session, batch=batch("j", [block_record(0, "k3_e1", 0.2)], device="jetson",
+                                                  runtime="tensorrt"))
+        queries.upsert_run(session, run=run("empty", runtime="openvino"))  # no measurement: not a runtime of raspi4
+    with session_scope(database_url) as session:
+        key = f"{SPACE}/L0/k3_e1"
+        assert queries.latest_measurements(session, device="raspi4")[key].latency_ms == 1.0  # torch by default
+        assert queries.latest_measurements(session, device="raspi4", runtime="onnxruntime")[key].latency_ms == 0.6
+        assert queries.latest_measurements(session, device="raspi4", runtime="tensorrt") == {}
+        assert [m.latency_ms for m in queries.list_measurements(session, device="raspi4")] == [1.0, 0.6]
+        assert [m.latency_ms for m in queries.list_measurements(session, runtime="onnxruntime")] == [0.6]
+        assert [m.latency_ms for m, _, _ in queries.measurement_rows(session, runtime="tensorrt")] == [0.2]
+        assert queries.coverage(session, device="raspi4", runtime="onnxruntime") == {(SPACE, "block"): 1}
+        assert queries.device_runtimes(session) == {"jetson": ["tensorrt"], "raspi4": ["onnxruntime", "torch"]}
+        assert queries.device_runtimes(session, device="jetson") == {"jetson": ["tensorrt"]}
+        assert queries.get_run(session, uid="o").runtime == "onnxruntime"
+
+
+def test_a_run_keeps_its_runtime(database_url: str) -> None:
+    with session_scope(database_url) as session:
+        queries.ingest_batch(session, batch=batch("r", [block_record(0, "k3_e1", 1.0)], runtime="onnxruntime"))
+    conflict = pytest.raises(RunConflictError, match="measured runtime 'onnxruntime', not 'torch'")
+    with session_scope(database_url) as session, conflict:
+        queries.ingest_batch(session, batch=batch("r", [block_record(1, "k3_e1", 1.0)]))
+    assert count_measurements(database_url) == 1
+
+
+def test_predictor_versions_are_per_runtime(database_url: str) -> None:
+    with session_scope(database_url) as session:
+        queries.get_or_create_device(session, name="raspi4")
+        for runtime in ("torch", "onnxruntime", "onnxruntime"):
+            queries.save_predictor(session, device="raspi4", space=SPACE, kind="lookup", artifact=b"lut",
+                                   metrics={}, meta={}, runtime=runtime)
+    with session_scope(database_url) as session:
+        newest = {p.runtime: p.version for p in queries.latest_predictors(session, device="raspi4")}
+        assert newest == {"torch": 1, "onnxruntime": 2}
+        assert [p.version for p in queries.latest_predictors(session, runtime="onnxruntime")] == [2]
+        assert queries.device_runtimes(session) == {"raspi4": ["onnxruntime", "torch"]}
+
+
 def test_predictor_versions(database_url: str) -> None:
     with session_scope(database_url) as session:
         queries.get_or_create_device(session, name="raspi4")

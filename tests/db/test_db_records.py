@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from db.records import MeasurementBatch, MeasurementRecord, RunRecord
+from db.records import DEFAULT_RUNTIME, MeasurementBatch, MeasurementRecord, RunRecord, runtime_name
 
 
 def block(**overrides: Any) -> dict[str, Any]:
@@ -98,6 +98,8 @@ def test_fixed_and_model_records_name_the_bad_part() -> None:
         ({"environment": {"load": [0.5, math.nan]}}, "environment"), ({"settings": {"x": math.inf}}, "settings"),
         ({"device_facts": {"cpu": "\udfff"}}, "device_facts"),
         ({"started_at": "0001-01-01T00:00:00+05:00"}, "started_at"),
+        ({"runtime": "ONNX Runtime"}, "runtime"), ({"runtime": ""}, "runtime"), ({"runtime": "r" * 33}, "runtime"),
+        ({"runtime": "-torch"}, "runtime"),
     ],
 )
 def test_invalid_runs(overrides: dict[str, Any], field: str) -> None:
@@ -135,3 +137,11 @@ def test_a_lone_surrogate_in_json_text_is_refused_naming_the_field() -> None:
     with pytest.raises(ValidationError) as info:
         MeasurementBatch.model_validate(json.loads(body))
     assert info.value.errors()[0]["loc"] == ("run", "host")
+
+
+def test_a_run_names_its_runtime_torch_by_default() -> None:
+    assert RunRecord(uid="r1", device="pi4").runtime == DEFAULT_RUNTIME == "torch"
+    assert RunRecord(uid="r1", device="pi4", runtime="edgetpu-compiler").runtime == "edgetpu-compiler"
+    assert runtime_name("tflite") == "tflite"
+    with pytest.raises(ValueError, match="invalid runtime 'TensorRT': a runtime is 1 to 32 lower-case letters"):
+        runtime_name("TensorRT")

@@ -54,7 +54,8 @@ def test_eval_prints_every_protocol_for_every_kind(cli_db):
     for word in ("entry", "layer", "config", "model", "head", "Spearman", "Kendall", "±10 %"):
         assert word in output
     results = json.loads(invoke("eval", "--db", cli_db, "--device", "jetson", "--kind", "flops-linear", "--json"))
-    assert results["jetson"]["flops-linear"]["arch-sum"]["n"] == 200
+    assert results["scores"]["jetson"]["torch"]["flops-linear"]["arch-sum"]["n"] == 200
+    assert results["runtimes"] == {}  # one runtime: nothing to compare
 
 
 def test_predict_split_matches_head_plus_payload_over_rate_plus_tail(cli_db):

@@ -114,6 +114,13 @@ def test_environment_key_changes_with_what_the_timings_depend_on() -> None:
     assert environment.environment_key(one) != environment.environment_key(two)
     assert environment.environment_key(one) != environment.environment_key(cold)
     assert environment.environment_key(one) != environment.environment_key(thread_clock)
+    onnx = environment.capture(threads=1, runtime="onnxruntime")
+    assert (one["runtime"], onnx["runtime"]) == ("torch", "onnxruntime")
+    assert environment.environment_key(one) != environment.environment_key(onnx)
+    # the runtime's version and options (ONNX Runtime's optimization level, ...) are part of the key too
+    basic = {**onnx, "runtime_options": {"graph_optimization_level": "basic"}}
+    assert environment.environment_key(basic) != environment.environment_key(onnx)
+    assert environment.environment_key({**onnx, "runtime_version": "0.1"}) != environment.environment_key(onnx)
     assert environment.default_device_name("cpu") == "local-cpu"
     assert environment.default_device_name("cuda:0") == "local-cuda"
 

@@ -16,6 +16,9 @@ from profiler.hwnasbench import import_tables, load_tables
 from spaces import get_space, sample_architecture
 
 DEVICES = ("edgegpu", "raspi4", "pixel3", "eyeriss", "fpga")
+# what produced each device's numbers, as the benchmark describes it (written out independently of the importer)
+RUNTIMES = {"edgegpu": "tensorrt", "raspi4": "tflite", "pixel3": "tflite", "eyeriss": "simulated",
+            "fpga": "simulated"}
 ENERGY = ("edgegpu", "eyeriss", "fpga")
 
 # The CIFAR-100 layer shapes of HW-NAS-Bench's FBNet space, written out independently of spaces/:
@@ -67,7 +70,8 @@ def test_import_is_complete_equal_to_the_source_and_idempotent(
         for device in DEVICES:
             (run,) = queries.list_runs(session, device=device)
             assert run.uid == f"hwnasbench-{device}" and run.status == "imported"
-            rows = queries.latest_measurements(session, device=device, space="fbnet-cifar100")
+            assert run.runtime == RUNTIMES[device]
+            rows = queries.latest_measurements(session, device=device, runtime=run.runtime, space="fbnet-cifar100")
             assert len([r for r in rows.values() if r.target == "block"]) == 22 * 9
             for layer in range(22):
                 for block in (*BLOCK_PARAMS, "skip"):
@@ -81,13 +85,15 @@ def test_import_is_complete_equal_to_the_source_and_idempotent(
                         assert row.energy_mj is None
             for name, key in FIXED_KEYS.items():
                 assert rows[f"fbnet-cifar100/{name}"].latency_ms == source[f"{device}_latency"][key]
-            imagenet = queries.latest_measurements(session, device=device, space="fbnet-imagenet")
+            imagenet = queries.latest_measurements(session, device=device, runtime=run.runtime, space="fbnet-imagenet")
             assert len(imagenet) == 22 * 9 + 4
             stem = imagenet["fbnet-imagenet/stem"]
             imagenet_stem = "ConvNorm_H224_W224_Cin3_Cout16_kernel3_stride2_group1"
             assert stem.latency_ms == source[f"{device}_latency"][imagenet_stem]
         device_row = queries.get_device(session, name="eyeriss")
         assert device_row.kind == "asic" and "simulator" in device_row.description
+        assert queries.device_runtimes(session) == {device: [RUNTIMES[device]] for device in sorted(DEVICES)}
+        assert queries.latest_measurements(session, device="raspi4") == {}  # nothing of it ran under torch
 
     again = CliRunner().invoke(app, ["import-hwnasbench", str(hwnasbench_dir), "--db", db_url])
     assert again.exit_code == 0 and "0 new" in again.output and "FC_Cin1504_Cout10" in again.output
@@ -104,7 +110,7 @@ def test_summing_an_architecture_reproduces_the_benchmark_rule(
     rng = random.Random(7)
     with session_scope(db_url) as session:
         for device in DEVICES:
-            rows = queries.latest_measurements(session, device=device, space="fbnet-cifar100")
+            rows = queries.latest_measurements(session, device=device, runtime=RUNTIMES[device], space="fbnet-cifar100")
             table = source[f"{device}_latency"]
             for _ in range(20):
                 arch = sample_architecture(space, rng)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from db import queries
 from db.engine import session_scope
-from db.records import MeasurementBatch, MeasurementRecord, RunRecord
+from db.records import DEFAULT_RUNTIME, MeasurementBatch, MeasurementRecord, RunRecord
 from spaces import Architecture, Op, get_space, sample_architecture
 
 LatencyFn = Callable[[Op], float]
@@ -25,8 +25,10 @@ def synthetic_ms(op: Op, *, gflops: float = 2.0, overhead_ms: float = 0.02, ns_p
     return overhead_ms + op.flops / (gflops * 1e6) + op.activation_elements * ns_per_element * 1e-6
 
 
-def make_run(device: str, *, uid: str | None = None, status: str = "completed", kind: str = "cpu") -> RunRecord:
-    return RunRecord(uid=uid or uuid.uuid4().hex, device=device, device_kind=kind, status=status)
+def make_run(
+    device: str, *, uid: str | None = None, status: str = "completed", kind: str = "cpu", runtime: str = DEFAULT_RUNTIME
+) -> RunRecord:
+    return RunRecord(uid=uid or uuid.uuid4().hex, device=device, device_kind=kind, status=status, runtime=runtime)
 
 
 def block_records(
@@ -110,8 +112,8 @@ def sample_archs(space: str, n: int, *, seed: int = 0, heads: bool = False) -> l
 
 
 def ingest(db_url: str, device: str, records: Sequence[MeasurementRecord], *, uid: str | None = None,
-           kind: str = "cpu") -> tuple[int, int]:
-    """Store ``records`` as one run of ``device``; returns (inserted, already present)."""
-    batch = MeasurementBatch(run=make_run(device, uid=uid, kind=kind), measurements=list(records))
+           kind: str = "cpu", runtime: str = DEFAULT_RUNTIME) -> tuple[int, int]:
+    """Store ``records`` as one run of ``device`` under ``runtime``; returns (inserted, already present)."""
+    batch = MeasurementBatch(run=make_run(device, uid=uid, kind=kind, runtime=runtime), measurements=list(records))
     with session_scope(db_url) as session:
         return queries.ingest_batch(session, batch=batch)
