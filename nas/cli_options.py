@@ -100,8 +100,6 @@ class FieldOption:
         if self.reader is not None:
             return Path, None
         annotation = _without_none(self.field.annotation)
-        if typing.get_origin(annotation) is Annotated:  # a constrained type (db.records.RuntimeName): the model checks
-            annotation = typing.get_args(annotation)[0]
         origin = typing.get_origin(annotation)
         if origin is Literal:
             return annotation, None

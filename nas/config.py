@@ -6,7 +6,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from db.records import RuntimeName
+from db.records import runtime_name
 from spaces.codecs import CODECS, DEFAULT_CODECS, get_codec
 
 
@@ -111,7 +111,7 @@ class SearchConfig(BaseModel):
         None, description="latency service, e.g. http://host:8000 (default: read the database directly)"
     )
     predictor: str = Field("auto", description="predictor kind filling the tables (auto, lookup, ...)")
-    runtime: RuntimeName | None = Field(
+    runtime: str | None = Field(
         None, description="runtime of every device's table (torch, onnxruntime, tflite, ...; default: each device's "
         "only runtime)",
     )
@@ -146,6 +146,11 @@ class SearchConfig(BaseModel):
     def payload_codec(self) -> str:
         """The codec the link sends the split tensor with: ``codec``, or the default one of ``bits``."""
         return self.codec or DEFAULT_CODECS[self.bits]
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str | None) -> str | None:
+        return None if value is None else runtime_name(value)
 
     @field_validator("dropout_set")
     @classmethod

@@ -106,6 +106,7 @@ def export_job(job: Job, out: Path, *, exporter: Exporter = "legacy", verify: bo
     from the torch network is recorded.
     """
     plan = placement(job)
+    runtimes = [part_runtime(job, device) for device in plan.devices]
     network, meta = load_searched_network(job)
     arch = meta.arch
     if len(plan.devices) != len(network.parts):
@@ -125,7 +126,7 @@ def export_job(job: Job, out: Path, *, exporter: Exporter = "legacy", verify: bo
             parts.append(PartSpec(
                 index=i, device=plan.devices[i], layers=layers[i], onnx=onnx_name, torchscript=script_name,
                 input_name=INPUT_NAME, input_shape=list(x.shape), output_name=OUTPUT_NAME, output_shape=list(y.shape),
-                predicted_ms=plan.part_ms[i],
+                predicted_ms=plan.part_ms[i], runtime=runtimes[i],
             ))
             if i < len(network.codecs):
                 codec = network.codecs[i]
@@ -141,8 +142,7 @@ def export_job(job: Job, out: Path, *, exporter: Exporter = "legacy", verify: bo
             input_shape=list(meta.input_shape), num_classes=meta.num_classes,
             codec=CodecSpec(name=first.name, bits=first.bits), parts=parts, links=links,
             predicted_total_ms=plan.total_ms,
-            # the runtime the latency tables were measured under (torch eager until SearchConfig says otherwise)
-            runtime=str(getattr(job.config, "runtime", "torch")),
+            runtime=runtimes[0] if len(set(runtimes)) == 1 else "mixed",
             onnx_opset=ONNX_OPSET,
         )
         write_manifest(manifest, work)
@@ -152,6 +152,12 @@ def export_job(job: Job, out: Path, *, exporter: Exporter = "legacy", verify: bo
         for name in [p.onnx for p in parts] + [p.torchscript for p in parts] + [MANIFEST_FILE]:
             os.replace(work / name, out / name)
     return manifest
+
+
+def part_runtime(job: Job, device: str) -> str:
+    """The runtime of ``device``'s latency table in ``job``'s search (torch for jobs stored before runtimes)."""
+    runtimes = job.result.runtimes if job.result is not None else {}
+    return runtimes.get(device) or job.config.runtime or "torch"
 
 
 def verification(network: SplitNetwork, directory: Path, example: torch.Tensor) -> dict[str, float]:

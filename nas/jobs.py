@@ -139,6 +139,7 @@ def summarize(ctx: SearchContext, found: SearchResult, *, wall_s: float) -> Resu
         "latency_share": ctx.latency.seconds / wall_s if wall_s > 0 else 0.0,
         "latency_queries": ctx.latency.queries,
         "latency_source": ctx.latency.client.source,
+        "runtimes": ctx.latency.client.runtimes(ctx.latency.space.name),
         "data": ctx.data.name,
         "num_classes": ctx.data.num_classes,
         "device": str(ctx.device),

@@ -64,6 +64,10 @@ class LatencyClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def runtimes(self, space: str) -> dict[str, str]:
+        """The runtime of each device's ``space`` table fetched so far (what ``runtime`` None resolved to)."""
+        return {device: table.lut.runtime for (device, s), table in sorted(self._cache.items()) if s == space}
+
     def check(self) -> None:
         """Fail early, with a readable message, when the service does not answer ``/healthz``."""
         if self._http is not None:

@@ -48,6 +48,7 @@ class PartSpec(_Strict):
     output_name: str
     output_shape: list[int]
     predicted_ms: float
+    runtime: str = Field("torch", description="the runtime its device's latency table was measured under")
 
 
 class LinkSpec(_Strict):
@@ -78,7 +79,8 @@ class Manifest(_Strict):
     parts: list[PartSpec]
     links: list[LinkSpec]
     predicted_total_ms: float
-    runtime: str = Field(description="the runtime the latency tables were measured under")
+    runtime: str = Field(description="the runtime the latency tables were measured under (every part's, or "
+                         "'mixed' when the parts' differ)")
     onnx_opset: int
     verification: dict[str, float] = Field(
         default_factory=dict, description="largest |exported chain - torch network| of a test input, per format"

@@ -111,6 +111,9 @@ class _Found(_Strict):
     num_classes: int
     device: str
     codec: str | None = Field(None, description="payload codec of the head-tail link (a topology: its links' bits)")
+    runtimes: dict[str, str] = Field(
+        default_factory=dict, description="runtime of each device's latency table (torch, onnxruntime, ...)"
+    )
     weights: str | None = Field(None, description="file of the re-trained answer's weights (nas.searched)")
 
 

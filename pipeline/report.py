@@ -40,7 +40,7 @@ def write_report(out: Path, db: str, devices: Sequence[str], device: str, space:
                 under = f" under {chosen}" if len(mine) > 1 else ""
                 lut = measured_lut(session, name, space, chosen)
                 shown.append((f"Latency table of {name}{under} ({lut.predictor})",
-                              shared.heatmap_svg(lut, scenario={"runtime": runtime.get(name)})))
+                              shared.heatmap_svg(lut, scenario={"runtime": chosen if under else runtime.get(name)})))
                 stored = [{"kind": r.kind, "version": r.version, "metrics": r.metrics} for r in sorted(
                     queries.latest_predictors(session, device=name, space=space, runtime=chosen), key=lambda r: r.kind)]
                 if stored:

@@ -105,7 +105,10 @@ def test_two_device_export_reproduces_the_unsplit_network(searches: dict[str, Jo
     assert link.predicted_ms == pytest.approx(Link(link.bandwidth_mbps, 32).transfer_ms(np.prod(link.payload_shape)))
     assert head.predicted_ms + link.predicted_ms + tail.predicted_ms == pytest.approx(manifest.predicted_total_ms)
     assert manifest.predicted_total_ms == result.latency.total_ms
-    assert manifest.codec.name == "float32" and manifest.runtime == "torch"
+    assert manifest.codec.name == "float32"
+    # each part carries its device's table runtime: HW-NAS-Bench's Pi 4 ran TFLite, its TX2 TensorRT
+    assert (head.runtime, tail.runtime) == (result.runtimes[head.device], result.runtimes[tail.device])
+    assert (head.runtime, tail.runtime) == ("tflite", "tensorrt") and manifest.runtime == "mixed"
     whole = unsplit_network(job)
     for x in images():
         with torch.no_grad():
