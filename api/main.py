@@ -19,7 +19,7 @@ from api.deps import require_token
 from api.errors import add_error_handlers
 from api.fit_jobs import FitJobs
 from api.metrics import MetricsMiddleware, ServiceMetrics
-from api.routers import architectures, devices, health, latency, lut, measurements, predictors, spaces, ui
+from api.routers import architectures, devices, e2e, health, latency, lut, measurements, predictors, spaces, ui
 from db.config import Settings, get_settings
 from db.engine import get_engine
 
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # write routes always take a token; with read auth every other route does too (the same dependency,
     # so a write route still looks its token up once); health and metrics stay open for probes and scrapers
     read = [Depends(require_token)] if settings.api_read_auth else []
-    for resource in (latency, architectures, lut, devices, spaces, predictors, measurements, ui):
+    for resource in (latency, architectures, lut, devices, spaces, predictors, measurements, e2e, ui):
         app.include_router(resource.router, dependencies=read)
     app.include_router(health.router)
     app.include_router(ui.pages)  # the dashboard's page and assets and /docs hold no data: open

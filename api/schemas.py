@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from db.records import RuntimeName
+from db.records import E2ERecord, RuntimeName
 from predictor import list_predictors
 from predictor.latency import MIN_BANDWIDTH_MBPS
 
@@ -500,3 +500,12 @@ class HealthPublic(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
     cached_tables: int
+
+
+class E2EPublic(E2ERecord):
+    """A stored end-to-end run with the error of its prediction."""
+
+    id: int
+    created_at: datetime
+    error_ms: float = Field(description="p50_ms - predicted_ms: positive when the run was slower than predicted")
+    error_pct: float = Field(description="error_ms as a percentage of predicted_ms")

@@ -151,3 +151,35 @@ class ApiToken(Base):
     device: Mapped[str | None] = mapped_column(BoundedString(64))  # None: may write for every device
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class E2EMeasurement(Base):
+    """One end-to-end run of an exported split network (``splitnas-edge run``), measured beside its prediction.
+
+    Devices, architecture and splits name what ran; the latencies are the median and 90th percentile over
+    the run's requests; ``parts`` holds each part's device and compute time (measured and predicted).
+    """
+
+    __tablename__ = "e2e_measurements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(BoundedString(64), index=True)
+    space: Mapped[str] = mapped_column(BoundedString(64))
+    devices: Mapped[list[Any]] = mapped_column(default=list)
+    runtime: Mapped[str] = mapped_column(BoundedString(32))
+    architecture: Mapped[list[Any]] = mapped_column(default=list)
+    splits: Mapped[list[Any]] = mapped_column(default=list)
+    codec: Mapped[str] = mapped_column(BoundedString(32))
+    transport: Mapped[str] = mapped_column(BoundedString(16))  # tcp, udp
+    loss: Mapped[float] = mapped_column(FiniteFloat)  # emulated, injected by the sender
+    requests: Mapped[int] = mapped_column(Int32)
+    payload_bytes: Mapped[int] = mapped_column(Int64)
+    throughput_mbps: Mapped[float] = mapped_column(FiniteFloat)
+    p50_ms: Mapped[float] = mapped_column(FiniteFloat)
+    p90_ms: Mapped[float] = mapped_column(FiniteFloat)
+    predicted_ms: Mapped[float] = mapped_column(FiniteFloat)
+    parts: Mapped[list[Any]] = mapped_column(default=list)
+    breakdown: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    host: Mapped[str] = mapped_column(BoundedString(255), default="")
+    load: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -184,3 +184,56 @@ class MeasurementBatch(BaseModel):
 
     run: RunRecord
     measurements: list[MeasurementRecord]
+
+
+Milliseconds = Annotated[float, Field(gt=0, allow_inf_nan=False, le=1e9)]
+"""A measured or predicted duration: finite and positive."""
+Transport = Literal["tcp", "udp"]
+
+
+class PartTiming(BaseModel):
+    """One part of a split network as it ran end to end: its device and compute time, measured and predicted."""
+
+    index: int = Field(ge=0, le=63)
+    device: Text64
+    p50_ms: Milliseconds
+    p90_ms: Milliseconds
+    predicted_ms: float = Field(ge=0, allow_inf_nan=False, le=1e9)
+
+
+class E2ERecord(BaseModel):
+    """One end-to-end run of an exported split network (``splitnas-edge run``): what ran where over which link,
+    the measured latencies (median and 90th percentile over its requests) and the prediction of its search."""
+
+    job: Text64 = Field(min_length=1)
+    space: Text64 = Field(min_length=1)
+    devices: list[Text64] = Field(min_length=2, max_length=64)
+    runtime: RuntimeName
+    architecture: list[Text32] = Field(min_length=1, max_length=256)
+    splits: list[Annotated[int, Field(ge=0, le=INT32_MAX)]] = Field(min_length=1, max_length=63)
+    codec: Text32
+    transport: Transport
+    loss: float = Field(ge=0, lt=1, allow_inf_nan=False, description="emulated loss the sender injected")
+    requests: int = Field(ge=1, le=INT32_MAX)
+    payload_bytes: int = Field(ge=1, le=INT64_MAX)
+    throughput_mbps: float = Field(gt=0, le=1e6, allow_inf_nan=False, description="the link's measured throughput")
+    p50_ms: Milliseconds
+    p90_ms: Milliseconds
+    predicted_ms: Milliseconds
+    parts: list[PartTiming] = Field(min_length=2, max_length=64)
+    breakdown: dict[Text32, Annotated[float, Field(ge=0, allow_inf_nan=False, le=1e9)]] = Field(
+        default_factory=dict, description="median milliseconds of each phase: head, encode, transfer, tail, ...")
+    host: Text255 = ""
+    load: list[Annotated[float, Field(ge=0, allow_inf_nan=False, le=1e6)]] = Field(
+        default_factory=list, max_length=3, description="the host's os.getloadavg() when the run ended")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> E2ERecord:
+        if len(self.parts) != len(self.devices):
+            raise ValueError(f"{len(self.devices)} devices but {len(self.parts)} parts: one part runs on each device")
+        if len(self.splits) != len(self.devices) - 1:
+            raise ValueError(f"{len(self.devices)} devices need {len(self.devices) - 1} split(s), "
+                             f"got {len(self.splits)}")
+        if self.p90_ms < self.p50_ms:
+            raise ValueError(f"p90_ms ({self.p90_ms}) is below p50_ms ({self.p50_ms})")
+        return self

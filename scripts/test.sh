@@ -13,7 +13,7 @@ if [ "${CI:-}" = "true" ] && [ ! -x /usr/bin/chromium ]; then
 fi
 # -- end of browser tests
 .venv/bin/ruff check .
-.venv/bin/mypy spaces db predictor api nas profiler pipeline   # the product code (config in pyproject.toml)
+.venv/bin/mypy spaces db predictor api nas profiler pipeline edge   # the product code (config in pyproject.toml)
 if [ -z "${SPLITNAS_TEST_POSTGRES_URL:-}" ]; then
     pg_dir=$(mktemp -d /tmp/splitnas-pg.XXXXXX)  # /tmp: the postgres user can reach it, the socket path is short
     trap 'bash scripts/postgres.sh stop "$pg_dir"' EXIT

@@ -1,7 +1,7 @@
 """Every query the project makes, as keyword-only functions over a Session, one module per table.
 
 ``from db import queries`` reaches them all (``queries.ingest_batch(session, batch=...)``); they live in
-``devices``, ``runs``, ``measurements``, ``predictors``, ``jobs`` and ``tokens`` (and ``health``'s ping).
+``devices``, ``runs``, ``measurements``, ``predictors``, ``jobs``, ``tokens`` and ``e2e`` (and ``health``'s ping).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from db.queries.devices import (
     get_or_create_device,
     list_devices,
 )
+from db.queries.e2e import add_e2e, list_e2e
 from db.queries.health import ping
 from db.queries.jobs import append_job_history, create_job, finish_job, get_job, list_jobs
 from db.queries.measurements import (
@@ -29,10 +30,10 @@ from db.queries.runs import get_run, list_runs, run_measurement_counts, upsert_r
 from db.queries.tokens import create_token, find_token, get_token, list_tokens, revoke_token
 
 __all__ = [
-    "append_job_history", "coverage", "create_job", "create_token", "data_fingerprint", "device_names",
+    "add_e2e", "append_job_history", "coverage", "create_job", "create_token", "data_fingerprint", "device_names",
     "device_runtimes", "find_token", "finish_job", "get_device", "get_job", "get_or_create_device", "get_run",
     "get_token",
-    "ingest_batch", "latest_measurements", "latest_predictors", "list_devices", "list_jobs",
+    "ingest_batch", "latest_measurements", "latest_predictors", "list_devices", "list_e2e", "list_jobs",
     "list_measurements", "list_runs", "list_tokens", "measured_keys", "measurement_rows", "ping",
     "revoke_token", "run_measurement_counts", "save_predictor", "upsert_run",
 ]

@@ -1,0 +1,30 @@
+"""Queries of the ``e2e_measurements`` table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.columns import equals
+from db.models import E2EMeasurement
+from db.records import E2ERecord
+
+
+def add_e2e(session: Session, *, record: E2ERecord) -> E2EMeasurement:
+    """Store one end-to-end run (flushed: its id is set)."""
+    row = E2EMeasurement(**record.model_dump(mode="json"))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_e2e(
+    session: Session, *, job: str | None = None, limit: int = 100, after_id: int = 0
+) -> Sequence[E2EMeasurement]:
+    """End-to-end runs in id order, optionally of one job."""
+    query = select(E2EMeasurement).where(E2EMeasurement.id > after_id)
+    if job is not None:
+        query = query.where(equals(E2EMeasurement.job, job))
+    return session.scalars(query.order_by(E2EMeasurement.id).limit(limit)).all()
