@@ -19,6 +19,7 @@ from spaces.errors import UserError
 
 WARMUP = 1  # requests run before timing: the first ONNX Runtime call and TCP's slow start cost more
 PROBE_MIN_BYTES = 64 * 1024
+RUNTIME = "onnxruntime"  # what runs every part here (the prediction's tables may be of other runtimes)
 
 
 class RunError(UserError, RuntimeError):
@@ -117,7 +118,7 @@ def _record(manifest: Any, timed: list[Request], *, transport: Any, loss: float,
     names = [*PHASES, *(["forward"] if "forward" in timed[0].phases else [])]
     return E2ERecord(
         job=manifest.job, space=manifest.space, devices=[p.device for p in manifest.parts],
-        runtime=manifest.parts[0].runtime if manifest.runtime == "mixed" else manifest.runtime,
+        runtime=RUNTIME,
         architecture=manifest.architecture, splits=manifest.splits, codec=manifest.links[0].codec.name,
         transport=transport, loss=loss, requests=len(timed), payload_bytes=payload_bytes,
         throughput_mbps=throughput, p50_ms=percentile(totals, 50), p90_ms=percentile(totals, 90),

@@ -10,7 +10,7 @@ ENDPOINTS = {
     ("get", "/devices"), ("get", "/spaces"), ("get", "/spaces/{space}"), ("get", "/predictors"),
     ("post", "/predictors/fit"), ("get", "/predictors/fit/{job_id}"),
     ("post", "/measurements"), ("get", "/measurements"), ("get", "/healthz"),
-    ("get", "/metrics"),
+    ("get", "/metrics"), ("post", "/e2e"), ("get", "/e2e"),
 }
 
 
