@@ -186,8 +186,8 @@ class MeasurementBatch(BaseModel):
     measurements: list[MeasurementRecord]
 
 
-Milliseconds = Annotated[float, Field(gt=0, allow_inf_nan=False, le=1e9)]
-"""A measured or predicted duration: finite and positive."""
+Milliseconds = Annotated[float, Field(ge=1e-6, allow_inf_nan=False, le=1e9)]
+"""A measured or predicted duration: finite, from a nanosecond up."""
 Transport = Literal["tcp", "udp"]
 
 

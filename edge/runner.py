@@ -112,8 +112,8 @@ def _record(manifest: Any, timed: list[Request], *, transport: Any, loss: float,
             payload_bytes: int) -> E2ERecord:
     totals = [r.total_ms for r in timed]
     parts = [PartTiming(index=spec.index, device=spec.device,
-                        p50_ms=max(percentile([r.parts[spec.index]["compute_ms"] for r in timed], 50), 1e-6),
-                        p90_ms=max(percentile([r.parts[spec.index]["compute_ms"] for r in timed], 90), 1e-6),
+                        p50_ms=max(percentile([r.parts[spec.index]["compute_ms"] for r in timed], 50), 1e-3),
+                        p90_ms=max(percentile([r.parts[spec.index]["compute_ms"] for r in timed], 90), 1e-3),
                         predicted_ms=spec.predicted_ms) for spec in manifest.parts]
     names = [*PHASES, *(["forward"] if "forward" in timed[0].phases else [])]
     return E2ERecord(

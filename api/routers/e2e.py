@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from api.deps import SessionDep, TokenDep
-from api.errors import AUTH_RESPONSES, ERROR_RESPONSES, WRITE_RESPONSES, responses
+from api.errors import AUTH_RESPONSES, BODY_RESPONSES, ERROR_RESPONSES, WRITE_RESPONSES, responses
 from api.schemas import E2EPublic
 from db import queries
 from db.models import E2EMeasurement
@@ -39,7 +39,7 @@ def _public(row: E2EMeasurement) -> dict:
 
 
 @router.post("", status_code=201, response_model=E2EPublic,
-             responses=responses(ERROR_RESPONSES, AUTH_RESPONSES, WRITE_RESPONSES))
+             responses=responses(ERROR_RESPONSES, AUTH_RESPONSES, BODY_RESPONSES, WRITE_RESPONSES))
 def post_e2e(record: Annotated[E2ERecord, Body(openapi_examples=EXAMPLES)], token: TokenDep,
              session: SessionDep) -> dict:
     """Store one end-to-end run; a device-scoped token may store only runs whose head ran on its device."""

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from db import DatabaseURLError, check_database_url, database_url, get_engine, get_settings, session_scope
 from db.models import Device, ProfilingRun
 
-TABLES = {"devices", "profiling_runs", "measurements", "fitted_predictors", "search_jobs", "api_tokens"}
+TABLES = {"devices", "profiling_runs", "measurements", "fitted_predictors", "search_jobs", "api_tokens",
+          "e2e_measurements"}
 
 
 @pytest.fixture
