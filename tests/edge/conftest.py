@@ -16,26 +16,37 @@ from nas.export import export_job
 from nas.jobs import run_search
 from nas.latency_client import LatencyClient
 from tests.nas.conftest import hwnasbench_db  # noqa: F401  (the fixture, shared with the nas tests)
-from tests.nas.test_nas_export import TINY
+from tests.nas.test_nas_export import CHAIN, TINY
 
 
-@pytest.fixture(scope="session")
-def export_dir(hwnasbench_db: str, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
-    """A finished tiny search's network exported to a directory (head on raspi4, tail on edgegpu)."""
+def _export(config: SearchConfig, hwnasbench_db: str, directory: Path) -> Path:
+    """The network of a finished tiny search with ``config``, exported to ``directory``/export."""
     torch.set_num_threads(1)
-    directory = tmp_path_factory.mktemp("edge-export")
     with pytest.MonkeyPatch.context() as patch:
         from db.config import get_settings
 
         patch.setenv("SPLITNAS_DATA_DIR", str(directory / "data"))
         get_settings.cache_clear()
         with LatencyClient(db_url=hwnasbench_db, predictor="lookup") as client:
-            job = run_search(SearchConfig(method="nasc", **TINY), db_url=f"sqlite:///{directory / 'jobs.db'}",
+            job = run_search(config, db_url=f"sqlite:///{directory / 'jobs.db'}",
                              client=client, data=subset(load_synthetic_data(), 16),
                              weights=directory / "weights.pt")
         export_job(job, directory / "export")
     get_settings.cache_clear()
     return directory / "export"
+
+
+@pytest.fixture(scope="session")
+def export_dir(hwnasbench_db: str, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """A NASC answer cut in two (head on raspi4, tail on edgegpu, float32 link)."""
+    return _export(SearchConfig(method="nasc", **TINY), hwnasbench_db, tmp_path_factory.mktemp("edge-export"))
+
+
+@pytest.fixture(scope="session")
+def chain_export_dir(hwnasbench_db: str, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """A gradient answer cut in three (ue -> sbs over float32, sbs -> cloud over int8)."""
+    config = SearchConfig(method="gradient", space="fbnet-cifar100", topology=CHAIN, t_th=30, **TINY)
+    return _export(config, hwnasbench_db, tmp_path_factory.mktemp("edge-chain"))
 
 
 EdgeServer = Callable[..., tuple[str, int]]

@@ -68,6 +68,21 @@ def test_tcp_split_inference_answers_as_the_local_chain_and_uploads_its_timing(
     assert stored[0]["architecture"] == manifest.architecture
 
 
+def test_a_three_device_chain_forwards_each_payload_with_its_links_codec(
+    chain_export_dir: Path, edge_server: EdgeServer
+) -> None:
+    cloud = edge_server(chain_export_dir, "--part", "2")
+    sbs = edge_server(chain_export_dir, "--part", "1", "--forward", f"{cloud[0]}:{cloud[1]}")
+    inputs = images(2)
+    result = run(chain_export_dir, sbs, requests=2, inputs=inputs)
+    for x, request in zip(inputs, result.requests, strict=True):
+        # the int8 link may round an element the other way (float noise between processes): one step of it
+        assert np.abs(request.output - run_exported(chain_export_dir, x[None])).max() <= 1e-3
+        assert [p["index"] for p in request.parts] == [0, 1, 2] and "forward" in request.phases
+    assert [p.device for p in result.record.parts] == ["ue", "sbs", "cloud"]
+    assert result.record.splits == [5, 13] and "forward" in result.record.breakdown
+
+
 def test_udp_decodes_what_arrived_with_lost_datagrams_as_zeros(export_dir: Path, edge_server: EdgeServer) -> None:
     server = edge_server(export_dir, "--part", "1", "--transport", "udp")
     inputs = images(2)
