@@ -19,7 +19,7 @@ from tests.nas.conftest import hwnasbench_db  # noqa: F401  (the fixture, shared
 from tests.nas.test_nas_export import CHAIN, TINY
 
 
-def _export(config: SearchConfig, hwnasbench_db: str, directory: Path) -> Path:
+def _export(config: SearchConfig, latency_db: str, directory: Path) -> Path:
     """The network of a finished tiny search with ``config``, exported to ``directory``/export."""
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
@@ -27,7 +27,7 @@ def _export(config: SearchConfig, hwnasbench_db: str, directory: Path) -> Path:
 
         patch.setenv("SPLITNAS_DATA_DIR", str(directory / "data"))
         get_settings.cache_clear()
-        with LatencyClient(db_url=hwnasbench_db, predictor="lookup") as client:
+        with LatencyClient(db_url=latency_db, predictor="lookup") as client:
             job = run_search(config, db_url=f"sqlite:///{directory / 'jobs.db'}",
                              client=client, data=subset(load_synthetic_data(), 16),
                              weights=directory / "weights.pt")
