@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.columns import equals
+from db.columns import INT32_MAX, equals
 from db.models import E2EMeasurement
 from db.records import E2ERecord
 
@@ -24,6 +24,8 @@ def list_e2e(
     session: Session, *, job: str | None = None, limit: int = 100, after_id: int = 0
 ) -> Sequence[E2EMeasurement]:
     """End-to-end runs in id order, optionally of one job."""
+    if after_id >= INT32_MAX:  # ids are 32-bit: nothing comes after (and PostgreSQL refuses a larger integer)
+        return []
     query = select(E2EMeasurement).where(E2EMeasurement.id > after_id)
     if job is not None:
         query = query.where(equals(E2EMeasurement.job, job))
