@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from db.records import E2ERecord
 from nas.manifest import Manifest
+from predictor.latency import Link
 
 PHASES = ("head", "encode", "transfer", "decode", "tail")
 
@@ -19,7 +21,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 def predicted_with_throughput(manifest: Manifest, throughput_mbps: float) -> float:
     """Section 3's sum with the first link at its measured throughput instead of the manifest's bandwidth."""
     first = manifest.links[0]
-    measured = first.payload_bytes * 8 / (throughput_mbps * 1e6) * 1e3 + first.latency_ms
+    link = Link(throughput_mbps, first.codec.bits, first.codec.name)
+    measured = float(link.transfer_ms(math.prod(first.payload_shape))) + first.latency_ms
     return manifest.predicted_total_ms - first.predicted_ms + measured
 
 
