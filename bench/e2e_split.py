@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from db.engine import session_scope
+from db.records import E2ERecord
 from nas.config import SearchConfig
 from nas.data import load_synthetic_data, subset
 from nas.export import export_job
@@ -130,7 +131,7 @@ def row(record: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
         "split": record["splits"][0], "payload_kB": round(record["payload_bytes"] / 1e3, 1),
         "mbps": round(record["throughput_mbps"], 2), "predicted_ms": round(record["predicted_ms"], 1),
         "p50_ms": round(record["p50_ms"], 1), "p90_ms": round(record["p90_ms"], 1),
-        "error_pct": round(100 * (record["p50_ms"] - record["predicted_ms"]) / record["predicted_ms"], 1),
+        "error_pct": round(E2ERecord.model_validate(record).error_pct, 1),
         "head_err_ms": round(b["head"] - head["predicted_ms"], 2),
         "transfer_err_ms": round(b["transfer"] - link["predicted_ms"], 2),
         "tail_err_ms": round(b["tail"] - tail["predicted_ms"], 2),

@@ -227,6 +227,15 @@ class E2ERecord(BaseModel):
     load: list[Annotated[float, Field(ge=0, allow_inf_nan=False, le=1e6)]] = Field(
         default_factory=list, max_length=3, description="the host's os.getloadavg() when the run ended")
 
+    @property
+    def error_ms(self) -> float:
+        """Measured p50 minus the prediction: positive when the run was slower than predicted."""
+        return self.p50_ms - self.predicted_ms
+
+    @property
+    def error_pct(self) -> float:
+        return 100 * self.error_ms / self.predicted_ms
+
     @model_validator(mode="after")
     def _consistent(self) -> E2ERecord:
         if len(self.parts) != len(self.devices):

@@ -35,8 +35,7 @@ def format_report(record: E2ERecord, *, predicted_at_measured_mbps: float) -> st
         f"  end to end   measured p50 {record.p50_ms:9.2f} ms   p90 {record.p90_ms:9.2f} ms",
         f"               predicted    {record.predicted_ms:9.2f} ms   (search's latency model; "
         f"{predicted_at_measured_mbps:.2f} ms at the measured throughput)",
-        f"               error        {record.p50_ms - record.predicted_ms:+9.2f} ms "
-        f"({100 * (record.p50_ms - record.predicted_ms) / record.predicted_ms:+.1f} %)",
+        f"               error        {record.error_ms:+9.2f} ms ({record.error_pct:+.1f} %)",
         "  breakdown (p50 ms): " + ", ".join(f"{name} {ms:.2f}" for name, ms in record.breakdown.items()),
     ]
     lines += [f"  part {p.index} on {p.device}: compute p50 {p.p50_ms:.2f} ms, p90 {p.p90_ms:.2f} ms, "

@@ -17,10 +17,10 @@ from rich.table import Table
 from db import queries
 from db.command_line import console_script
 from db.engine import session_scope
-from db.records import runtime_name
+from db.records import E2ERecord, runtime_name
 from predictor.data import load_training_data
 from predictor.errors import PredictorError
-from predictor.evaluate import evaluate_kind
+from predictor.evaluate import evaluate_kind, score
 from predictor.facade import expand_kinds, fit_predictors, load_lut, training_data
 from predictor.latency import Link, architecture_latency, chain_latency
 from predictor.runtime_comparison import RuntimeComparison, compare_runtimes
@@ -164,10 +164,16 @@ def evaluate(
     device: DevicesOption = None, kind: KindsOption = None, space: SpaceOption = "fbnet-cifar100", db: DbOption = None,
     folds: Annotated[int, typer.Option(min=1, help="folds of the k-fold protocols")] = 5,
     seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0, runtime: RuntimeOption = None,
+    e2e: Annotated[bool, typer.Option("--e2e", help="instead: the stored end-to-end runs (splitnas-edge run), "
+                                      "measured p50 against the search's prediction")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate every kind with every protocol on data held out from fitting (nothing is stored); a device measured
-    under several runtimes gets them compared (op latency ratio, sum of blocks against whole models, accuracy)."""
+    under several runtimes gets them compared (op latency ratio, sum of blocks against whole models, accuracy).
+    With --e2e: every stored end-to-end run against its prediction, and the accuracy over them."""
+    if e2e:
+        _evaluate_e2e(db, devices=device, as_json=as_json)
+        return
     with _user_errors():
         with session_scope(db) as session:  # read, then evaluate outside any transaction
             kinds = expand_kinds(kind or ["all"])
@@ -197,6 +203,34 @@ def evaluate(
             print_table(console, _scores_table(f"{name} ({chosen}, {space}): held-out accuracy", rows))
     for comparison in comparisons.values():
         print_table(console, _runtimes_table(comparison))
+
+
+def _evaluate_e2e(db: str | None, *, devices: list[str] | None, as_json: bool) -> None:
+    """Stored end-to-end runs (those whose head ran on one of ``devices``, default all), each measured p50 beside
+    its prediction, then the accuracy of the predictions over them."""
+    with _user_errors():
+        with session_scope(db) as session:
+            runs, after = [], 0
+            while page := queries.list_e2e(session, limit=1000, after_id=after):
+                runs += [(row.id, E2ERecord.model_validate(row, from_attributes=True)) for row in page]
+                after = page[-1].id
+    runs = [(i, r) for i, r in runs if devices is None or r.devices[0] in devices]
+    scores = score([r.p50_ms for _, r in runs], [r.predicted_ms for _, r in runs])
+    if as_json:
+        print(json.dumps({"runs": [r.model_dump(mode="json") | {"id": i, "error_pct": r.error_pct} for i, r in runs],
+                          "scores": scores.to_dict()}, indent=2))
+        return
+    table = Table(title="end-to-end runs: measured p50 against the search's prediction")
+    for column in ("id", "job", "devices", "runtime", "splits", "codec", "transport", "loss", "Mbit/s",
+                   "predicted ms", "p50 ms", "p90 ms", "error %"):
+        table.add_column(column, justify="left" if column in ("job", "devices", "runtime", "codec", "transport")
+                         else "right", no_wrap=True)
+    for i, r in runs:
+        table.add_row(str(i), r.job, " -> ".join(r.devices), r.runtime, ",".join(map(str, r.splits)), r.codec,
+                      r.transport, f"{r.loss:g}", _fmt(r.throughput_mbps), _fmt(r.predicted_ms), _fmt(r.p50_ms),
+                      _fmt(r.p90_ms), f"{r.error_pct:+.1f}")
+    print_table(console, table)
+    print_table(console, _scores_table("end-to-end prediction accuracy", [("e2e", "p50", scores.to_dict())]))
 
 
 def _runtimes_table(comparison: RuntimeComparison) -> Table:

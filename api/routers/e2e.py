@@ -32,10 +32,9 @@ EXAMPLES = {
 
 
 def _public(row: E2EMeasurement) -> dict:
-    record = E2ERecord.model_validate(row, from_attributes=True).model_dump()
-    error = row.p50_ms - row.predicted_ms
-    return record | {"id": row.id, "created_at": row.created_at, "error_ms": error,
-                     "error_pct": 100 * error / row.predicted_ms}
+    record = E2ERecord.model_validate(row, from_attributes=True)
+    return record.model_dump() | {"id": row.id, "created_at": row.created_at, "error_ms": record.error_ms,
+                                  "error_pct": record.error_pct}
 
 
 @router.post("", status_code=201, response_model=E2EPublic,
