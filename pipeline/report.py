@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from db import queries, session_scope
+from db.records import E2ERecord
 from nas.results import Job, SplitResult
 from predictor import figures as shared  # the dashboard's figures (/ui): the report shows the same
 from predictor import load_lut, load_training_data
 from predictor.errors import PredictorError
+from predictor.evaluate import score
 from predictor.latency import DeviceLUT
 from predictor.runtime_comparison import RuntimeComparison, compare_runtimes
 from predictor.runtimes import resolve_runtime
@@ -55,6 +57,8 @@ def write_report(out: Path, db: str, devices: Sequence[str], device: str, space:
         tables = {(d, j.config.runtime) for j in jobs if isinstance(j.result, SplitResult)
                   for d in (j.config.head_device, j.config.tail_device)}
         luts = {(d, r): load_lut(session, device=d, space=space, runtime=r) for d, r in tables}
+        e2e_runs = [(row.id, E2ERecord.model_validate(row, from_attributes=True))
+                    for row in queries.list_e2e(session, limit=None)]
     for chosen, scatter in scatters.items():
         if scatter["measured"]:
             under = f" ({chosen})" if len(scatters) > 1 else ""
@@ -76,9 +80,10 @@ def write_report(out: Path, db: str, devices: Sequence[str], device: str, space:
     scenario_text = shared.scenario_line(shared.job_scenario(finished[0], runtime)) if finished else ""
     index = out / "index.html"
     index.write_text(render_index(space, device, predictor_rows, jobs, shown, scenario=scenario_text,
-                                  comparisons=comparisons))
+                                  comparisons=comparisons, e2e_runs=e2e_runs))
     summary = {"predictors": predictor_rows, "jobs": stored_jobs,
-               "runtimes": {c.device: c.to_dict() for c in comparisons}}
+               "runtimes": {c.device: c.to_dict() for c in comparisons},
+               "e2e": [r.model_dump(mode="json") | {"id": i, "error_pct": r.error_pct} for i, r in e2e_runs]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return index
 
@@ -161,9 +166,28 @@ def runtimes_section(comparisons: Sequence[RuntimeComparison]) -> str:
     return "\n".join(parts)
 
 
+def e2e_section(runs: Sequence[tuple[int, E2ERecord]]) -> str:
+    """The stored end-to-end runs (``splitnas-edge run``): measured p50 beside the prediction, and the accuracy."""
+    if not runs:
+        return ""
+    s = score([r.p50_ms for _, r in runs], [r.predicted_ms for _, r in runs])
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{_fmt(r.job)}</td><td>{_fmt(' -> '.join(r.devices))}</td><td>{_fmt(r.runtime)}</td>"
+        f"<td>{_fmt(','.join(map(str, r.splits)))}</td><td>{_fmt(r.codec)}</td><td>{_fmt(r.transport)}</td>"
+        f"<td>{_fmt(r.loss)}</td><td>{_fmt(r.throughput_mbps)}</td><td>{_fmt(r.predicted_ms)}</td>"
+        f"<td>{_fmt(r.p50_ms)}</td><td>{_fmt(r.p90_ms)}</td><td>{r.error_pct:+.1f}</td></tr>"
+        for i, r in runs
+    )
+    return (f"<h2>End-to-end runs</h2><p>{s.n} runs: MAPE {_fmt(s.mape)} %, within &plusmn;10 % {_fmt(s.within_10)} %"
+            "</p><table><tr><th>id</th><th>job</th><th>devices</th><th>runtime</th><th>splits</th><th>codec</th>"
+            "<th>transport</th><th>loss</th><th>Mbit/s</th><th>predicted ms</th><th>p50 ms</th><th>p90 ms</th>"
+            f"<th>error %</th></tr>{rows}</table>")
+
+
 def render_index(
     space: str, device: str, predictors: list[dict[str, Any]], jobs: Sequence[Job], figures: list[tuple[str, str]],
     *, scenario: str = "", comparisons: Sequence[RuntimeComparison] = (),
+    e2e_runs: Sequence[tuple[int, E2ERecord]] = (),
 ) -> str:
     """The report page: the scenario, key figures as tables, then every figure (title, inline SVG)."""
     predictor_table = "".join(
@@ -213,6 +237,7 @@ figure {{ display: inline-block; margin: 1em; vertical-align: top; }}
 <h2>Searched architectures</h2>
 <table><tr><th>method</th><th>architecture</th><th>split</th><th>total ms</th><th>head ms</th><th>link ms</th>
 <th>tail ms</th><th>payload bytes</th><th>T_th ms</th><th>accuracy at loss</th></tr>{''.join(job_rows)}</table>
+{e2e_section(e2e_runs)}
 <h2>Figures</h2>{images}
 </body></html>
 """

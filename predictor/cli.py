@@ -210,10 +210,8 @@ def _evaluate_e2e(db: str | None, *, devices: list[str] | None, as_json: bool) -
     its prediction, then the accuracy of the predictions over them."""
     with _user_errors():
         with session_scope(db) as session:
-            runs, after = [], 0
-            while page := queries.list_e2e(session, limit=1000, after_id=after):
-                runs += [(row.id, E2ERecord.model_validate(row, from_attributes=True)) for row in page]
-                after = page[-1].id
+            runs = [(row.id, E2ERecord.model_validate(row, from_attributes=True))
+                    for row in queries.list_e2e(session, limit=None)]
     runs = [(i, r) for i, r in runs if devices is None or r.devices[0] in devices]
     scores = score([r.p50_ms for _, r in runs], [r.predicted_ms for _, r in runs])
     if as_json:

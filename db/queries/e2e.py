@@ -21,9 +21,9 @@ def add_e2e(session: Session, *, record: E2ERecord) -> E2EMeasurement:
 
 
 def list_e2e(
-    session: Session, *, job: str | None = None, limit: int = 100, after_id: int = 0
+    session: Session, *, job: str | None = None, limit: int | None = 100, after_id: int = 0
 ) -> Sequence[E2EMeasurement]:
-    """End-to-end runs in id order, optionally of one job."""
+    """End-to-end runs in id order, optionally of one job (``limit=None``: all of them)."""
     if after_id >= INT32_MAX:  # ids are 32-bit: nothing comes after (and PostgreSQL refuses a larger integer)
         return []
     query = select(E2EMeasurement).where(E2EMeasurement.id > after_id)

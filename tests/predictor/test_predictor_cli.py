@@ -10,11 +10,10 @@ from typer.testing import CliRunner
 
 from db import queries
 from db.engine import session_scope
-from db.records import E2ERecord
 from predictor import cli
 from spaces import Architecture, get_space
 from tests.predictor.synthetic import MODEL_BIAS, SPACE, synthetic_records
-from tests.utils.factories import ingest, synthetic_ms
+from tests.utils.factories import e2e_record, ingest, synthetic_ms
 
 runner = CliRunner()
 
@@ -116,20 +115,11 @@ def test_unknown_devices_and_kinds_are_named_with_the_allowed_ones(cli_db):
         assert not [r for r in queries.latest_predictors(session, device="pi") if r.kind == "gbdt"]
 
 
-def _e2e_record(head: str, p50_ms: float, predicted_ms: float) -> E2ERecord:
-    part = {"p50_ms": 1.0, "p90_ms": 1.2, "predicted_ms": 1.0}
-    return E2ERecord(job="nasc-test", space=SPACE, devices=[head, "server"], runtime="onnxruntime",
-                     architecture=["k3_e1"] * 22, splits=[5], codec="float32", transport="tcp", loss=0.0, requests=10,
-                     payload_bytes=4096, throughput_mbps=8.0, p50_ms=p50_ms, p90_ms=p50_ms * 1.1,
-                     predicted_ms=predicted_ms, parts=[part | {"index": 0, "device": head},
-                                                       part | {"index": 1, "device": "server"}])
-
-
 def test_eval_e2e_lists_stored_runs_against_their_predictions(tmp_path):
     url = f"sqlite:///{tmp_path / 'e2e.db'}"
     with session_scope(url) as session:
         for head, p50, predicted in [("pi", 44.0, 40.0), ("pi", 30.0, 40.0), ("jetson", 10.0, 10.0)]:
-            queries.add_e2e(session, record=_e2e_record(head, p50, predicted))
+            queries.add_e2e(session, record=e2e_record(head, p50, predicted))
     result = json.loads(invoke("eval", "--e2e", "--db", url, "--device", "pi", "--json"))
     assert [run["error_pct"] for run in result["runs"]] == pytest.approx([10.0, -25.0])
     assert result["scores"]["n"] == 2 and result["scores"]["within_10"] == pytest.approx(50.0)

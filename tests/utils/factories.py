@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from db import queries
 from db.engine import session_scope
-from db.records import DEFAULT_RUNTIME, MeasurementBatch, MeasurementRecord, RunRecord
+from db.records import DEFAULT_RUNTIME, E2ERecord, MeasurementBatch, MeasurementRecord, RunRecord
 from spaces import Architecture, Op, get_space, sample_architecture
 
 LatencyFn = Callable[[Op], float]
@@ -117,3 +117,14 @@ def ingest(db_url: str, device: str, records: Sequence[MeasurementRecord], *, ui
     batch = MeasurementBatch(run=make_run(device, uid=uid, kind=kind, runtime=runtime), measurements=list(records))
     with session_scope(db_url) as session:
         return queries.ingest_batch(session, batch=batch)
+
+
+def e2e_record(head: str, p50_ms: float, predicted_ms: float, space: str = "fbnet-cifar100") -> E2ERecord:
+    """A stored end-to-end run of a two-device split (``head`` -> ``server``) with the given p50 and prediction."""
+    part = {"p50_ms": 1.0, "p90_ms": 1.2, "predicted_ms": 1.0}
+    return E2ERecord(job="nasc-test", space=space, devices=[head, "server"], runtime="onnxruntime",
+                     architecture=["k3_e1"] * 22, splits=[5], codec="float32", transport="tcp", loss=0.0, requests=10,
+                     payload_bytes=4096, throughput_mbps=8.0, p50_ms=p50_ms, p90_ms=p50_ms * 1.1,
+                     predicted_ms=predicted_ms, parts=[part | {"index": 0, "device": head},
+                                                       part | {"index": 1, "device": "server"}])
+
