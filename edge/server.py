@@ -25,6 +25,7 @@ class PartServer:
     transport: type[Transport]
     forward: tuple[str, int] | None = None
     _next: Transport | None = field(default=None, repr=False)
+    _forwarding: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one connection downstream
 
     def __post_init__(self) -> None:
         if self.part.incoming is None:
@@ -46,11 +47,12 @@ class PartServer:
         start = time.perf_counter()
         out = self.part.codec_out().encode(y)
         timing["encode_ms"] = (time.perf_counter() - start) * 1e3
-        if self._next is None:
-            self._next = self.transport(self.forward)
-        start = time.perf_counter()
-        downstream = self._next.request(request_id, out)
-        timing["send_ms"] = (time.perf_counter() - start) * 1e3
+        with self._forwarding:
+            if self._next is None:
+                self._next = self.transport(self.forward)
+            start = time.perf_counter()
+            downstream = self._next.request(request_id, out)
+            timing["send_ms"] = (time.perf_counter() - start) * 1e3
         return Reply(request_id, [timing, *downstream.parts], downstream.output, downstream.error)
 
 

@@ -9,6 +9,7 @@ emulated loss, injected by the sender, since this kernel has no ``netem``.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import ClassVar
@@ -126,18 +127,23 @@ class TCP(Transport):
     @classmethod
     def serve(cls, sock: socket.socket, codec: str, shape: tuple[int, ...], handle: Handler,
               stop: Callable[[], bool]) -> None:
+        """Each connected client is answered on its own thread, so several devices share one server."""
         while not stop():
             try:
                 connection, _ = sock.accept()
             except TimeoutError:
                 continue
-            with connection:
-                connection.settimeout(None)
-                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                cls._answer(connection, codec, shape, handle)
+            connection.settimeout(None)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=cls._answer, args=(connection, codec, shape, handle), daemon=True).start()
 
     @staticmethod
     def _answer(connection: socket.socket, codec: str, shape: tuple[int, ...], handle: Handler) -> None:
+        with connection:
+            TCP._answer_requests(connection, codec, shape, handle)
+
+    @staticmethod
+    def _answer_requests(connection: socket.socket, codec: str, shape: tuple[int, ...], handle: Handler) -> None:
         while True:
             try:
                 kind, request_id, payload = unpack_request(recv_frame(connection))

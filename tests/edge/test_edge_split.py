@@ -160,3 +160,16 @@ def test_bad_inputs_get_a_clear_message_and_store_nothing(
     assert refused.status_code == 422 and "2 devices need 1 split(s)" in refused.text
     assert httpx.post(f"{service.url}/e2e", json=body | {"splits": [5]}).status_code == 401
     assert httpx.get(f"{service.url}/e2e").json() == before
+
+
+def test_a_tcp_server_answers_a_second_device_while_the_first_stays_connected(
+    export_dir: Path, edge_server: EdgeServer
+) -> None:
+    server = edge_server(export_dir, "--part", "1")
+    first = TCP(server)  # connected and idle: a server answering one client at a time would make the second wait
+    try:
+        second = run(export_dir, server, requests=2, inputs=images(2))
+        assert len(second.requests) == 2 and second.record.p50_ms > 0
+        assert first.probe(64) > 0  # and the first is still served
+    finally:
+        first.close()
