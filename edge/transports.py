@@ -140,24 +140,20 @@ class TCP(Transport):
     @staticmethod
     def _answer(connection: socket.socket, codec: str, shape: tuple[int, ...], handle: Handler) -> None:
         with connection:
-            TCP._answer_requests(connection, codec, shape, handle)
-
-    @staticmethod
-    def _answer_requests(connection: socket.socket, codec: str, shape: tuple[int, ...], handle: Handler) -> None:
-        while True:
-            try:
-                kind, request_id, payload = unpack_request(recv_frame(connection))
-            except FramingError:
-                return  # the client is done (or sent garbage): wait for the next one
-            if kind == "P":
-                send_frame(connection, Reply(request_id).to_bytes())
-                continue
-            try:
-                encoded = Encoded.from_bytes(codec, payload, shape)
-            except ValueError as exc:
-                send_frame(connection, Reply(request_id, error=str(exc)).to_bytes())
-                continue
-            send_frame(connection, handle(request_id, encoded, 0).to_bytes())
+            while True:
+                try:
+                    kind, request_id, payload = unpack_request(recv_frame(connection))
+                except FramingError:
+                    return  # the client is done (or sent garbage): its thread ends
+                if kind == "P":
+                    send_frame(connection, Reply(request_id).to_bytes())
+                    continue
+                try:
+                    encoded = Encoded.from_bytes(codec, payload, shape)
+                except ValueError as exc:
+                    send_frame(connection, Reply(request_id, error=str(exc)).to_bytes())
+                    continue
+                send_frame(connection, handle(request_id, encoded, 0).to_bytes())
 
 
 @register_transport("udp")

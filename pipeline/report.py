@@ -57,8 +57,7 @@ def write_report(out: Path, db: str, devices: Sequence[str], device: str, space:
         tables = {(d, j.config.runtime) for j in jobs if isinstance(j.result, SplitResult)
                   for d in (j.config.head_device, j.config.tail_device)}
         luts = {(d, r): load_lut(session, device=d, space=space, runtime=r) for d, r in tables}
-        e2e_runs = [(row.id, E2ERecord.model_validate(row, from_attributes=True))
-                    for row in queries.list_e2e(session, limit=None)]
+        e2e_runs = queries.e2e_records(session)
     for chosen, scatter in scatters.items():
         if scatter["measured"]:
             under = f" ({chosen})" if len(scatters) > 1 else ""

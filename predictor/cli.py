@@ -17,7 +17,7 @@ from rich.table import Table
 from db import queries
 from db.command_line import console_script
 from db.engine import session_scope
-from db.records import E2ERecord, runtime_name
+from db.records import runtime_name
 from predictor.data import load_training_data
 from predictor.errors import PredictorError
 from predictor.evaluate import evaluate_kind, score
@@ -210,8 +210,7 @@ def _evaluate_e2e(db: str | None, *, devices: list[str] | None, as_json: bool) -
     its prediction, then the accuracy of the predictions over them."""
     with _user_errors():
         with session_scope(db) as session:
-            runs = [(row.id, E2ERecord.model_validate(row, from_attributes=True))
-                    for row in queries.list_e2e(session, limit=None)]
+            runs = queries.e2e_records(session)
     runs = [(i, r) for i, r in runs if devices is None or r.devices[0] in devices]
     scores = score([r.p50_ms for _, r in runs], [r.predicted_ms for _, r in runs])
     if as_json:

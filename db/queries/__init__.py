@@ -14,7 +14,7 @@ from db.queries.devices import (
     get_or_create_device,
     list_devices,
 )
-from db.queries.e2e import add_e2e, list_e2e
+from db.queries.e2e import add_e2e, e2e_records, list_e2e
 from db.queries.health import ping
 from db.queries.jobs import append_job_history, create_job, finish_job, get_job, list_jobs
 from db.queries.measurements import (
@@ -31,8 +31,8 @@ from db.queries.tokens import create_token, find_token, get_token, list_tokens, 
 
 __all__ = [
     "add_e2e", "append_job_history", "coverage", "create_job", "create_token", "data_fingerprint", "device_names",
-    "device_runtimes", "find_token", "finish_job", "get_device", "get_job", "get_or_create_device", "get_run",
-    "get_token",
+    "device_runtimes", "e2e_records", "find_token", "finish_job", "get_device", "get_job", "get_or_create_device",
+    "get_run", "get_token",
     "ingest_batch", "latest_measurements", "latest_predictors", "list_devices", "list_e2e", "list_jobs",
     "list_measurements", "list_runs", "list_tokens", "measured_keys", "measurement_rows", "ping",
     "revoke_token", "run_measurement_counts", "save_predictor", "upsert_run",

@@ -30,3 +30,8 @@ def list_e2e(
     if job is not None:
         query = query.where(equals(E2EMeasurement.job, job))
     return session.scalars(query.order_by(E2EMeasurement.id).limit(limit)).all()
+
+
+def e2e_records(session: Session) -> list[tuple[int, E2ERecord]]:
+    """Every stored end-to-end run, in id order, as (id, record)."""
+    return [(row.id, E2ERecord.model_validate(row, from_attributes=True)) for row in list_e2e(session, limit=None)]
