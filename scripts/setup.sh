@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install splitnas with the agent, dev, edge and openvino extras; re-runs only when pyproject.toml or this script changed.
+# Create .venv and install splitnas with the agent, dev, edge, openvino and sweep extras; re-runs only when pyproject.toml or this script changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,6 +13,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "splitnas: installing dependencies (torch 2.14.1 takes about a minute)" >&2
     # pip's local-index configuration on some machines prints one harmless warning per package: hide those
     .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v "is ignored: it is neither" || true; }
-    .venv/bin/python -m pip install --quiet -e ".[agent,dev,edge,openvino]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+    .venv/bin/python -m pip install --quiet -e ".[agent,dev,edge,openvino,sweep]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
     echo "$want" > "$stamp"
 fi
