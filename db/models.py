@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 ORM models: devices, profiling runs, measurements, predictors, search jobs, tokens."""
+"""SQLAlchemy 2.0 ORM models: devices, profiling runs, measurements, predictors, sweeps, search jobs, tokens, e2e."""
 
 from __future__ import annotations
 
@@ -123,13 +123,31 @@ class FittedPredictor(Base):
     device: Mapped[Device] = relationship()
 
 
+class Sweep(Base):
+    """A study: a grid of searches (``nas sweep FILE``), each cell one search job; ``spec`` is the file's grid."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(BoundedString(64), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class SearchJob(Base):
-    """One architecture (+ split) search: its configuration, progress history and result."""
+    """One architecture (+ split) search: its configuration, progress history and result.
+
+    A job of a sweep names it and its cell (the hash of the cell's settings: what makes a sweep resumable).
+    """
 
     __tablename__ = "search_jobs"
+    __table_args__ = (Index("ix_search_jobs_sweep_cell", "sweep_id", "cell"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(BoundedString(64), unique=True)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    cell: Mapped[str | None] = mapped_column(BoundedString(64))
+    sweep: Mapped[Sweep | None] = relationship()
     method: Mapped[str] = mapped_column(BoundedString(32))
     space: Mapped[str] = mapped_column(BoundedString(64))
     status: Mapped[str] = mapped_column(BoundedString(16), default="running")  # running, completed, failed

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -136,11 +137,99 @@ def search(
 app.command()(with_options(search, SEARCH_OPTIONS))
 
 
+@app.command("sweep")
+def sweep_command(
+    file: Annotated[Path, typer.Argument(help="sweep file (YAML): name, base settings, grid, retries, cpus_per_cell")],
+    address: Annotated[str | None, typer.Option(
+        help="join this Ray cluster (e.g. 10.0.0.5:6379, or auto for the one `ray start` made here); default: start "
+        "a local Ray on this machine's cores, stopped at the end")] = None,
+    cpus: Annotated[int | None, typer.Option(min=1, help="cores of the local Ray (default: all)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="list the cells and which completed before; run nothing")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    db: DbOption = None,
+) -> None:
+    """Run a grid of searches, each cell a Ray task stored as a job of the sweep; run again to resume.
+
+    Cells that completed before are skipped, failed and interrupted ones run again; a failed cell is
+    retried (`retries` in the file) and then reported without stopping the others.
+    """
+    from nas.sweep import SweepError, default_cache, expand, read_sweep, run_sweep
+
+    try:
+        spec = read_sweep(file)
+        cells = expand(spec, topology_dir=file.parent, supernet_cache=default_cache(spec.name))
+    except SweepError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if dry_run:
+        done = {job.cell for job in _sweep_jobs(db, spec.name) if job.status == "completed"}
+        for cell in cells:
+            typer.echo(f"{cell.id}  {'completed' if cell.id in done else 'to run':<9}  {cell.label}")
+        return
+    if address is not None and database_url_is_local(db):
+        console.print("[yellow]warning:[/] the cells' database is a SQLite file: workers on other machines cannot "
+                      "reach it (give --db postgresql+psycopg://...)", highlight=False, soft_wrap=True)
+    with _sweep_progress(quiet) as progress:
+        try:
+            outcome = run_sweep(spec, cells, db_url=db, address=address, num_cpus=cpus, progress=progress)
+        except (SweepError, ValueError) as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    labels = {cell.id: cell.label for cell in cells}
+    if outcome.interrupted:
+        console.print(f"{outcome.interrupted} cell(s) left running by an earlier run were marked interrupted")
+    console.print(f"sweep {spec.name}: {len(cells)} cells, {len(outcome.completed)} completed now, "
+                  f"{len(outcome.skipped)} completed before, {len(outcome.failed)} failed"
+                  + (f"; {outcome.wall_s:.0f} s" if outcome.wall_s else ""))
+    for failed, error in outcome.failed.items():
+        console.print(f"[red]failed[/] {labels[failed]}: {error}", highlight=False, soft_wrap=True)
+    console.print(f"report: nas report --sweep {spec.name}" + (f" --db {db}" if db else ""))
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def database_url_is_local(db: str | None) -> bool:
+    from db.config import database_url
+
+    return database_url(db).startswith("sqlite")
+
+
+def _sweep_jobs(db: str | None, name: str) -> list[Any]:
+    from nas.jobs import load_jobs
+
+    try:
+        return load_jobs(db, sweep=name)
+    except ValueError:  # not stored yet: nothing ran
+        return []
+
+
+@contextmanager
+def _sweep_progress(quiet: bool) -> Iterator[Any]:
+    """A progress bar of cells done, with the running and failed counts; ``None`` when quiet."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("cells"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("running {task.fields[running]}  failed {task.fields[failed]}"), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("cells", total=None, running=0, failed=0)
+
+        def update(done: int, running: int, failed: int, total: int) -> None:
+            bar.update(task, completed=done + failed, total=total, running=running, failed=failed)
+
+        yield update
+
+
 @app.command()
 def report(
     output_dir: Annotated[Path, typer.Option(help="where the PNG plots go")] = Path("reports/nas"),
     method: Annotated[str | None, typer.Option(help="only jobs of this method")] = None,
     uid: Annotated[list[str] | None, typer.Option(help="only these jobs (repeatable)")] = None,
+    sweep: Annotated[str | None, typer.Option(
+        help="a sweep's summary: per scenario and method, T_th met, medians, latency against HWNAS, Pareto plots"
+    )] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the jobs as JSON on stdout")] = False,
     db: DbOption = None,
 ) -> None:
@@ -150,6 +239,8 @@ def report(
     from nas.progress import jobs_table
     from predictor.tables import print_table
 
+    if sweep is not None:
+        return sweep_report(sweep, output_dir, as_json, db)
     try:
         jobs = load_jobs(db, uids=uid, method=method)
     except ValueError as exc:
@@ -170,6 +261,29 @@ def report(
     paths += [plot_convergence(job, output_dir / f"convergence_{job.method}_{job.uid[:8]}.png")
               for job in done if any(r.get("convergence") is not None for r in job.search_records)]
     for path in paths:
+        console.print(f"wrote {path}")
+
+
+def sweep_report(name: str, output_dir: Path, as_json: bool, db: str | None) -> None:
+    """``nas report --sweep NAME``: the summary table (or JSON with every job) and one Pareto plot per scenario."""
+    from nas.sweep_report import load_sweep, plot_scenarios, summarize, summary_table
+    from predictor.tables import print_table
+
+    try:
+        axes, jobs = load_sweep(db, name)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    rows = summarize(jobs, axes)
+    if as_json:
+        typer.echo(json.dumps({"sweep": name, "summary": [row.as_dict() for row in rows],
+                               "jobs": [job.model_dump(mode="json", by_alias=True) for job in jobs]}, indent=1))
+        return
+    if not rows:
+        console.print(f"sweep {name} has no completed cells yet: run `nas sweep FILE`")
+        return
+    print_table(Console(width=None if sys.stdout.isatty() else 120), summary_table(name, rows))
+    for path in plot_scenarios(jobs, axes, output_dir):
         console.print(f"wrote {path}")
 
 

@@ -58,6 +58,7 @@ def resolve_device(name: str) -> torch.device:
 def run_search(
     config: SearchConfig, *, db_url: str | None = None, client: LatencyClient | None = None,
     callback: SearchCallback | None = None, data: ImageData | None = None, weights: Path | None = None,
+    sweep: str | None = None, cell: str | None = None,
 ) -> Job:
     """Run ``config.method`` as a stored search job and return it.
 
@@ -66,7 +67,8 @@ def run_search(
     can break (method, space, device, latency tables, data) is checked before the job is stored, so a
     mistake leaves no failed job behind. The re-trained answer's weights are written to ``weights``
     (default: ``<data dir>/jobs/<uid>.weights.pt``) before the job is marked completed, and its result
-    names the file (``nas.searched.load_searched_network``).
+    names the file (``nas.searched.load_searched_network``). A cell of a sweep (``nas.sweep``) names the
+    stored sweep and the cell.
     """
     method = get_method(config.method)
     get_space(config.space)
@@ -90,7 +92,7 @@ def run_search(
         uid = uuid.uuid4().hex
         with session_scope(db_url) as session:
             queries.create_job(session, uid=uid, method=config.method, space=config.space,
-                               config=config.model_dump(mode="json"))
+                               config=config.model_dump(mode="json"), sweep=sweep, cell=cell)
         try:
             callbacks = CallbackList([JobRecorder(db_url, uid)] + ([callback] if callback is not None else []))
             ctx = SearchContext(config, data, latency, device, callbacks)
@@ -159,6 +161,7 @@ def job_from_row(job: SearchJob) -> Job:
         raise ResultError(f"job {job.uid}: its stored settings are not valid now: {exc.errors()[0]['msg']}") from None
     return Job(
         uid=job.uid, method=job.method, space=job.space, status=job.status,  # type: ignore[arg-type]
+        sweep=job.sweep.name if job.sweep is not None else None, cell=job.cell,
         created_at=job.created_at.isoformat() if job.created_at else None,
         finished_at=job.finished_at.isoformat() if job.finished_at else None,
         config=config, history=job.history, result=result, error=error,
@@ -167,9 +170,9 @@ def job_from_row(job: SearchJob) -> Job:
 
 def load_jobs(
     db_url: str | None = None, *, uids: list[str] | None = None, method: str | None = None,
-    status: str | None = None,
+    status: str | None = None, sweep: str | None = None,
 ) -> list[Job]:
-    """Stored jobs (all, or the given uids), oldest first; an error names unknown uids."""
+    """Stored jobs (all, the given uids, or a sweep's), oldest first; an error names unknown uids or sweeps."""
     with session_scope(db_url) as session:
         if uids:
             jobs = [queries.get_job(session, uid=uid) for uid in uids]
@@ -177,7 +180,10 @@ def load_jobs(
             if missing:
                 raise ValueError(f"no search job with uid {', '.join(missing)}")
             return [job_from_row(job) for job in jobs if job is not None]
-        return [job_from_row(job) for job in queries.list_jobs(session, method=method, status=status)]
+        if sweep is not None and queries.get_sweep(session, name=sweep) is None:
+            known = ", ".join(s.name for s in queries.list_sweeps(session)) or "none yet"
+            raise ValueError(f"no sweep named {sweep!r} (stored sweeps: {known})")
+        return [job_from_row(job) for job in queries.list_jobs(session, method=method, status=status, sweep=sweep)]
 
 
 def write_job(job: Job, path: Path) -> Path:

@@ -59,3 +59,35 @@ def plot_convergence(job: Job, path: Path) -> Path:
     ax.set_title(f"{job.method} {job.uid[:8]}: distribution update")
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def plot_pareto(jobs: Sequence[Job], title: str, path: Path) -> Path:
+    """Accuracy at the link's loss rate against latency, one colour per method, with the Pareto front."""
+    done = completed(jobs)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for method in dict.fromkeys(job.method for job in done):
+        points = [(r.latency.total_ms, r.accuracy_at_loss) for job in done if job.method == method
+                  for r in [job.result] if r is not None]
+        ax.scatter(*zip(*points, strict=True), label=method, alpha=0.8)
+    front = pareto_front([(r.latency.total_ms, r.accuracy_at_loss) for job in done for r in [job.result]
+                          if r is not None])
+    if front:
+        ax.step(*zip(*front, strict=True), where="post", color="black", linewidth=1, label="Pareto front")
+    for t_th in sorted({job.config.t_th for job in done}):
+        ax.axvline(t_th, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("predicted latency (ms): head + link + tail")
+    ax.set_ylabel("test accuracy at the link's loss rate")
+    ax.set_title(title, fontsize=9)
+    if done:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (latency, accuracy) points no other beats in both (lower latency and higher accuracy), by latency."""
+    front: list[tuple[float, float]] = []
+    for latency, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or accuracy > front[-1][1]:
+            front.append((latency, accuracy))
+    return front

@@ -162,6 +162,8 @@ class Job(BaseModel):
     method: str
     space: str
     status: Literal["running", "completed", "failed"]
+    sweep: str | None = None  # the sweep (nas sweep) and its cell this job ran, when it ran in one
+    cell: str | None = None
     created_at: str | None = None
     finished_at: str | None = None
     config: SearchConfig

@@ -6,6 +6,8 @@ search, the objective of the distribution update, and the dropout of each stage.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 from torch import nn
 
 from nas.config import OptimizerConfig
@@ -97,30 +100,45 @@ def pretrain_settings(
 def pretrained_supernet(
     ctx: SearchContext, *, search_splits: bool, drop: float, codec: Codec | None = None
 ) -> Supernet:
-    """Stage 1, or its result from ``supernet_cache`` when that file was made with the same settings.
+    """Stage 1, or its result from ``supernet_cache`` when that was made with the same settings.
 
     One-shot search trains the supernet once: searches with other searchers, thresholds or links reuse it.
+    ``supernet_cache`` names a file, or a directory holding one file per settings (what a sweep's cells
+    share). A lock beside the file makes a search that needs it while another pre-trains it wait and load it.
     """
     config = ctx.config
     torch.manual_seed(config.seed)
     supernet = Supernet(config.space, ctx.data.num_classes).to(ctx.device)
     settings = pretrain_settings(ctx, search_splits=search_splits, drop=drop, codec=codec)
-    path = Path(config.supernet_cache) if config.supernet_cache else None
-    if path is not None and path.is_file():
-        saved = torch.load(path, map_location=ctx.device, weights_only=True)
-        if saved["settings"] != settings:
-            differ = sorted(k for k in settings.keys() | saved["settings"].keys()
-                            if settings.get(k) != saved["settings"].get(k))
-            raise ValueError(f"supernet cache {path} was pre-trained with other settings ({', '.join(differ)}); "
-                             "remove it or name another file")
-        supernet.load_state_dict(saved["state_dict"])
-        ctx.callback.on_epoch({"stage": "pretrain", "epoch": 0, "loaded": str(path)})
+    if not config.supernet_cache:
+        pretrain_supernet(ctx, supernet, search_splits=search_splits, drop=drop, codec=codec)
         return supernet
-    pretrain_supernet(ctx, supernet, search_splits=search_splits, drop=drop, codec=codec)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"settings": settings, "state_dict": supernet.state_dict()}, path)
+    path = cache_file(Path(config.supernet_cache), settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if path.is_file():
+            saved = torch.load(path, map_location=ctx.device, weights_only=True)
+            if saved["settings"] != settings:
+                differ = sorted(k for k in settings.keys() | saved["settings"].keys()
+                                if settings.get(k) != saved["settings"].get(k))
+                raise ValueError(f"supernet cache {path} was pre-trained with other settings ({', '.join(differ)}); "
+                                 "remove it or name another file")
+            supernet.load_state_dict(saved["state_dict"])
+            ctx.callback.on_epoch({"stage": "pretrain", "epoch": 0, "loaded": str(path)})
+            return supernet
+        pretrain_supernet(ctx, supernet, search_splits=search_splits, drop=drop, codec=codec)
+        partial = path.with_name(f".{path.name}.partial")  # a search killed while writing leaves no torn cache
+        torch.save({"settings": settings, "state_dict": supernet.state_dict()}, partial)
+        partial.replace(path)
     return supernet
+
+
+def cache_file(cache: Path, settings: dict[str, Any]) -> Path:
+    """The cached supernet of these stage-1 settings: ``cache`` itself, or a file named by their hash in it."""
+    if not cache.is_dir():
+        return cache
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return cache / f"supernet-{digest}.pt"
 
 
 @torch.no_grad()

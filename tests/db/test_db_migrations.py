@@ -22,7 +22,7 @@ from db.models import Base
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC = Path(sys.executable).parent / "alembic"
 TABLES = {"devices", "profiling_runs", "measurements", "fitted_predictors", "search_jobs", "api_tokens",
-          "e2e_measurements"}
+          "e2e_measurements", "sweeps"}
 
 
 def _alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

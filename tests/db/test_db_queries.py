@@ -208,3 +208,32 @@ def test_search_jobs(database_url: str) -> None:
         assert queries.get_job(session, uid="j1").config == {"epochs": 1}
         assert [j.uid for j in queries.list_jobs(session, method="random")] == ["j2"]
         assert [j.uid for j in queries.list_jobs(session, status="running")] == ["j1", "j2"]
+        queries.finish_job(session, uid="j1", status="completed", result={"ok": True})
+    with session_scope(database_url) as session:
+        with pytest.raises(ValueError, match="search job j1 has already ended \\(completed\\)"):
+            queries.finish_job(session, uid="j1", status="failed", result={})
+
+
+def test_sweep_jobs_and_their_interruption(database_url: str) -> None:
+    with session_scope(database_url) as session:
+        queries.ensure_sweep(session, name="study", spec={"grid": {"seed": [0, 1]}})
+        queries.create_job(session, uid="a", method="nasc", space=SPACE, config={}, sweep="study", cell="c0")
+        queries.create_job(session, uid="b", method="nasc", space=SPACE, config={}, sweep="study", cell="c1")
+        queries.create_job(session, uid="alone", method="nasc", space=SPACE, config={})
+        queries.finish_job(session, uid="a", status="completed", result={})
+        with pytest.raises(ValueError, match="unknown sweep 'other'"):
+            queries.create_job(session, uid="x", method="nasc", space=SPACE, config={}, sweep="other")
+    with session_scope(database_url) as session:
+        # the same name with another grid is another study: refused, not mixed in
+        with pytest.raises(ValueError, match="stored with another grid"):
+            queries.ensure_sweep(session, name="study", spec={"grid": {"seed": [0]}})
+        assert queries.ensure_sweep(session, name="study", spec={"grid": {"seed": [0, 1]}}).name == "study"
+        assert [(j.uid, j.cell) for j in queries.list_jobs(session, sweep="study")] == [("a", "c0"), ("b", "c1")]
+        interrupted = queries.interrupt_sweep(session, name="study", result={"error": "interrupted"})
+        assert [j.uid for j in interrupted] == ["b"]
+    with session_scope(database_url) as session:
+        assert [j.uid for j in queries.list_jobs(session, status="running")] == ["alone"]
+        assert queries.get_job(session, uid="b").status == "failed"
+        # the process that ran the interrupted cell, finishing after all, cannot make it a second completed run
+        with pytest.raises(ValueError, match="already ended \\(failed\\)"):
+            queries.finish_job(session, uid="b", status="completed", result={})

@@ -92,6 +92,19 @@ def test_supernet_cache_is_reused_and_checked(
     assert len(failed) == 1 and failed[0].result is None and "other settings" in (failed[0].error or "")
 
 
+def test_a_supernet_cache_directory_holds_one_supernet_per_stage_one_settings(
+    client: LatencyClient, db_url: str, tiny_data: ImageData, tmp_path: Path
+) -> None:
+    """What a sweep's cells share: nasc and random pre-train the same supernet, hwnas another."""
+    cache = tmp_path / "supernets"
+    cache.mkdir()
+    jobs = {method: run_search(SearchConfig(method=method, supernet_cache=str(cache), **TINY), db_url=db_url,
+                               data=tiny_data, client=client) for method in ("nasc", "hwnas", "random")}
+    assert len(list(cache.glob("supernet-*.pt"))) == 2
+    assert "loaded" not in jobs["nasc"].history[0] and "loaded" not in jobs["hwnas"].history[0]
+    assert Path(jobs["random"].history[0]["loaded"]).parent == cache
+
+
 def test_cli_search_against_the_service_then_report(service_url: str, db_url: str, tmp_path: Path) -> None:
     """The issue's end-to-end check: latencies from the real service, the job in the database and a JSON file."""
     runner = CliRunner()
