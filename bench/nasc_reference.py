@@ -8,35 +8,36 @@ accuracy at p = 0.2; and, over all runs, the share of search wall time spent on 
 (target: under 1 %).
 
 Budgets are far below the reference (30 / 90 / 300 epochs on CIFAR-100) so that the whole benchmark
-fits a 2-core CPU in about ten minutes (batch 8, 25 steps per epoch, epochs 2 / 6 / 4: 50 pre-training,
-150 search and 100 re-training steps): accuracies are those of seconds of training on 1,077 digits, not
-the paper's. Within a seed, methods that pre-train the same supernet share it through
-``supernet_cache`` (nasc -> random, evolution; hwnas -> hwnas-nodropout), which is what one-shot search
-allows and changes no result (every stage seeds its own randomness). Seeds and groups run in parallel
-worker processes, one torch thread each.
+fits a 2-core CPU (batch 8, 25 steps per epoch, epochs 2 / 6 / 4: 50 pre-training, 150 search and 100
+re-training steps): accuracies are those of seconds of training on 1,077 digits, not the paper's.
 
-    .venv/bin/python bench/nasc_reference.py [--seeds 5] [--workers 2] [--local] [--output summary.json]
+The runs are the cells of ``examples/sweeps/nasc_reference.yaml``, run by ``nas sweep`` (Ray tasks on a
+local Ray, one core and one torch thread each): first on one core (the sequential reference), then on
+``--workers`` cores, each run in its own sweep (``<name>-sequential``, ``<name>``) with its own supernet
+cache. Within a seed, methods that pre-train the same supernet share it (nasc -> random, evolution;
+hwnas -> hwnas-nodropout), which is what one-shot search allows and changes no result (every stage
+seeds its own randomness). The bench checks that both sweeps found the same architecture in every cell
+and prints the parallel wall time against the sequential one (on 2 cores a ratio near 2 is the limit).
 
-The jobs land in ``<workdir>/bench.db``: ``nas report --db sqlite:///<workdir>/bench.db`` plots them.
+    .venv/bin/python bench/nasc_reference.py [--seeds 5] [--workers 2] [--no-sequential] [--local] [--output F]
+
+The jobs land in ``<workdir>/bench.db``: ``nas report --sweep nasc-reference --db sqlite:///<workdir>/bench.db``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("nasc", "random", "evolution", "hwnas", "hwnas-nodropout")
-# methods that pre-train the same supernet (with split points and dropout, or whole models without) run together
-GROUPS = {"split": ("nasc", "random", "evolution"), "whole": ("hwnas", "hwnas-nodropout")}
 DEVICES = ("raspi4", "edgegpu")
 SPACE = "fbnet-cifar100"
 
@@ -62,33 +63,6 @@ def latency_service(db_url: str, log: Path) -> Iterator[str]:
         yield service.url
 
 
-def run_group(seed: int, group: str, settings: dict[str, Any], db_url: str, predictor_url: str | None,
-              workdir: str) -> list[dict]:
-    """One seed's methods of one group, in one process (one torch thread), sharing data, client and supernet."""
-    import torch
-
-    torch.set_num_threads(1)
-    from nas.config import SearchConfig
-    from nas.data import load_data, subset
-    from nas.jobs import run_search
-    from nas.latency_client import LatencyClient
-
-    data = subset(load_data(settings["data"]), settings.get("data_limit"))
-    jobs = []
-    with LatencyClient(predictor_url, db_url=db_url, predictor="lookup") as client:
-        for method in (m for m in GROUPS[group] if m in settings["methods"]):
-            config = SearchConfig(method=method, seed=seed, predictor_url=predictor_url, predictor="lookup",
-                                  supernet_cache=str(Path(workdir) / f"supernet-{group}-seed{seed}.pt"),
-                                  **settings["config"])
-            job = run_search(config, db_url=db_url, client=client, data=data).model_dump(mode="json", by_alias=True)
-            result = job["result"]
-            print(f"  seed {seed} {method:<16} T {result['latency']['total_ms']:6.2f} ms  "
-                  f"met {str(result['meets_t_th']):<5}  acc@p {result['accuracy_at_loss']:.3f}  "
-                  f"wall {result['wall_time_s']:5.1f} s  {result['architecture']}", flush=True)
-            jobs.append(job)
-    return jobs
-
-
 def summarize(jobs: list[dict], t_th: float) -> dict[str, Any]:
     by_method: dict[str, Any] = {}
     for method in METHODS:
@@ -110,13 +84,45 @@ def summarize(jobs: list[dict], t_th: float) -> dict[str, Any]:
             "search_wall_time_s": wall, "latency_queries": sum(j["result"]["latency_queries"] for j in jobs)}
 
 
+def run_sweeps(args: argparse.Namespace, db_url: str, predictor_url: str | None) -> tuple[str, dict[str, Any]]:
+    """The sweep file's cells (with this run's seeds, methods and budget) on one core, then on ``--workers``;
+    returns the parallel sweep's name and, per sweep, its cores, wall time and cells."""
+    from nas.sweep import expand, read_sweep, run_sweep
+
+    spec = read_sweep(args.sweep)
+    pretrain, search, retrain = (int(x) for x in args.epochs.split(","))
+    base = {**spec.base, "predictor_url": predictor_url, "data": args.data, "data_limit": args.data_limit,
+            "batch_size": args.batch_size, "steps_per_epoch": args.steps_per_epoch, "pretrain_epochs": pretrain,
+            "search_epochs": search, "retrain_epochs": retrain}
+    grid = {**spec.grid, "method": args.methods.split(","), "seed": list(range(args.seeds))}
+    runs = {}
+    for name, cores in ([(f"{spec.name}-sequential", 1)] if args.sequential else []) + [(spec.name, args.workers)]:
+        run = spec.model_copy(update={"name": name, "base": base, "grid": grid})
+        cells = expand(run, supernet_cache=args.workdir / f"supernets-{name}")
+        print(f"sweep {name}: {len(cells)} cells on {cores} core(s)", flush=True)
+        outcome = run_sweep(run, cells, db_url=db_url, num_cpus=cores)
+        if outcome.failed:
+            raise SystemExit(f"sweep {name}: cells failed: {outcome.failed}")
+        runs[name] = {"cores": cores, "wall_s": outcome.wall_s, "cells": [c.id for c in cells]}
+    return spec.name, runs
+
+
+def sweep_jobs(db_url: str, name: str) -> list[dict]:
+    from nas.jobs import load_jobs
+
+    return [job.model_dump(mode="json", by_alias=True) for job in load_jobs(db_url, sweep=name, status="completed")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hwnasbench", type=Path, default=REPO.parent / "shared" / "hwnasbench")
     parser.add_argument("--workdir", type=Path, default=REPO / "reports" / "bench" / "nasc_reference")
+    parser.add_argument("--sweep", type=Path, default=REPO / "examples" / "sweeps" / "nasc_reference.yaml")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--workers", type=int, default=2, help="parallel processes (one torch thread each)")
+    parser.add_argument("--workers", type=int, default=2, help="cores of the parallel sweep (one torch thread each)")
+    parser.add_argument("--sequential", action=argparse.BooleanOptionalAction, default=True,
+                        help="first run the cells on one core: the sequential time and architectures")
     parser.add_argument("--local", action="store_true", help="read the bench database directly, no service")
     parser.add_argument("--data", default="digits")
     parser.add_argument("--data-limit", type=int, default=None)
@@ -126,33 +132,23 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="write the summary and every job as JSON")
     args = parser.parse_args()
 
-    pretrain, search, retrain = (int(x) for x in args.epochs.split(","))
-    settings = {
-        "data": args.data, "data_limit": args.data_limit, "methods": args.methods.split(","),
-        "config": {
-            "space": SPACE, "head_device": "raspi4", "tail_device": "edgegpu", "bandwidth_mbps": 8.0, "bits": 32,
-            "loss": 0.2, "t_th": 30.0, "data": args.data, "data_limit": args.data_limit,
-            "batch_size": args.batch_size, "steps_per_epoch": args.steps_per_epoch, "pretrain_epochs": pretrain,
-            "search_epochs": search, "retrain_epochs": retrain, "split_eval_batches": 2, "device": "cpu",
-        },
-    }
     args.workdir.mkdir(parents=True, exist_ok=True)
-    for stale in [*args.workdir.glob("bench.db*"), *args.workdir.glob("supernet-*.pt")]:
+    for stale in [*args.workdir.glob("bench.db*"), *args.workdir.glob("supernets-*/*.pt")]:
         stale.unlink()  # every run starts from scratch: no jobs or supernets of earlier runs
     db_url = f"sqlite:///{args.workdir / 'bench.db'}"
     start = time.perf_counter()
+    load = os.getloadavg()
     build_database(db_url, args.hwnasbench)
-    print(f"budget per run: batch {args.batch_size}, {args.steps_per_epoch} steps per epoch, epochs "
-          f"{pretrain}/{search}/{retrain} (pre-train / search / re-train); {args.seeds} seeds, "
-          f"{args.workers} workers", flush=True)
+    print(f"budget per run: batch {args.batch_size}, {args.steps_per_epoch} steps per epoch, epochs {args.epochs} "
+          f"(pre-train / search / re-train); {args.seeds} seeds; load average {load[0]:.2f}", flush=True)
     with latency_service(db_url, args.workdir / "service.log") if not args.local else _no_service() as url:
         print(f"latency tables from {url or db_url}", flush=True)
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_group, seed, group, settings, db_url, url, str(args.workdir))
-                       for group in GROUPS for seed in range(args.seeds)]
-            jobs = [job for future in futures for job in future.result()]
+        name, runs = run_sweeps(args, db_url, url)
+    jobs = sweep_jobs(db_url, name)
     summary = summarize(jobs, 30.0)
     summary["bench_wall_time_s"] = time.perf_counter() - start
+    summary["load_before"], summary["load_after"] = load[0], os.getloadavg()[0]
+    summary["sweeps"] = runs
     print(f"\n{'method':<16} {'runs':>4} {'meet T_th':>9} {'median T ms':>11} {'median acc@p=0.2':>16} "
           f"{'median acc p=0':>14} {'median split':>12}")
     for method, row in summary["methods"].items():
@@ -161,10 +157,25 @@ def main() -> None:
               f"{row['median_split']:>12}")
     print(f"\nlatency queries: {summary['latency_queries']} in {summary['latency_time_s']:.3f} s of "
           f"{summary['search_wall_time_s']:.0f} s search wall time = {100 * summary['latency_share']:.4f} % "
-          f"(target < 1 %); benchmark wall time {summary['bench_wall_time_s']:.0f} s")
-    print(f"plots: .venv/bin/nas report --db {db_url} --output-dir {args.workdir / 'report'}")
+          f"(target < 1 %)")
+    sequential = runs.get(f"{name}-sequential")
+    if sequential is not None:
+        same = same_architectures(sweep_jobs(db_url, f"{name}-sequential"), jobs)
+        summary["sequential_wall_s"], summary["same_architectures"] = sequential["wall_s"], same
+        print(f"sweep wall time on {runs[name]['cores']} cores {runs[name]['wall_s']:.0f} s against "
+              f"{sequential['wall_s']:.0f} s on one core: speed-up {sequential['wall_s'] / runs[name]['wall_s']:.2f}; "
+              f"same architecture in {same} of {len(jobs)} cells")
+    print(f"benchmark wall time {summary['bench_wall_time_s']:.0f} s; load average {load[0]:.2f} before, "
+          f"{summary['load_after']:.2f} after")
+    print(f"report: .venv/bin/nas report --sweep {name} --db {db_url} --output-dir {args.workdir / 'report'}")
     if args.output:
         args.output.write_text(json.dumps({"summary": summary, "jobs": jobs}, indent=1, default=str) + "\n")
+
+
+def same_architectures(first: list[dict], second: list[dict]) -> int:
+    """Cells (by their settings' hash) whose two runs found the same architecture and split."""
+    found = {job["cell"]: job["result"]["architecture"] for job in first}
+    return sum(found.get(job["cell"]) == job["result"]["architecture"] for job in second)
 
 
 @contextmanager

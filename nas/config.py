@@ -95,7 +95,8 @@ class SearchConfig(BaseModel):
     )
     supernet_cache: str | None = Field(
         None, description="file of the pre-trained supernet: loaded (stage 1 skipped) when it exists with the "
-        "same stage-1 settings, written after stage 1 otherwise; or an existing directory, one file per settings",
+        "same stage-1 settings, written after stage 1 otherwise; or a directory (existing, or ending in /), one "
+        "file per settings",
     )
     searcher_options: dict[str, Any] = Field(
         default_factory=dict, description="searcher settings KEY=VALUE (values as YAML), e.g. ASNG alpha=1.5"

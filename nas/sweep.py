@@ -125,7 +125,7 @@ def expand(spec: SweepSpec, *, topology_dir: Path | None = None,
         if isinstance(settings.get("topology"), str):
             settings["topology"] = _read_topology(Path(topology_dir or ".") / settings["topology"])
         if supernet_cache is not None and not settings.get("supernet_cache"):
-            settings["supernet_cache"] = str(supernet_cache)
+            settings["supernet_cache"] = f"{supernet_cache}/"  # a directory, made where a cell first writes to it
         label = coordinates(values)
         try:
             config = SearchConfig.model_validate(settings)
@@ -265,6 +265,4 @@ def _ray(address: str | None, num_cpus: int | None) -> Iterator[Any]:
 
 def default_cache(name: str) -> Path:
     """Where a sweep's cells share their pre-trained supernets: ``<data dir>/sweeps/<name>/supernets``."""
-    path = get_settings().data_dir / "sweeps" / name / "supernets"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return get_settings().data_dir / "sweeps" / name / "supernets"

@@ -113,7 +113,7 @@ def pretrained_supernet(
     if not config.supernet_cache:
         pretrain_supernet(ctx, supernet, search_splits=search_splits, drop=drop, codec=codec)
         return supernet
-    path = cache_file(Path(config.supernet_cache), settings)
+    path = cache_file(config.supernet_cache, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
         if path.is_file():
@@ -133,12 +133,13 @@ def pretrained_supernet(
     return supernet
 
 
-def cache_file(cache: Path, settings: dict[str, Any]) -> Path:
-    """The cached supernet of these stage-1 settings: ``cache`` itself, or a file named by their hash in it."""
-    if not cache.is_dir():
-        return cache
+def cache_file(cache: str, settings: dict[str, Any]) -> Path:
+    """The cached supernet of these stage-1 settings: ``cache`` itself, or a file named by their hash in it
+    when ``cache`` is a directory (one that exists, or a path ending in ``/``: made when first written)."""
+    if not (cache.endswith("/") or Path(cache).is_dir()):
+        return Path(cache)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    return cache / f"supernet-{digest}.pt"
+    return Path(cache) / f"supernet-{digest}.pt"
 
 
 @torch.no_grad()

@@ -15,9 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db import DatabaseURLError, check_database_url, database_url, get_engine, get_settings, session_scope
 from db.models import Device, ProfilingRun
-
-TABLES = {"devices", "profiling_runs", "measurements", "fitted_predictors", "search_jobs", "api_tokens",
-          "e2e_measurements"}
+from tests.db.test_db_migrations import TABLES
 
 
 @pytest.fixture

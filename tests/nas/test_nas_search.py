@@ -96,9 +96,8 @@ def test_a_supernet_cache_directory_holds_one_supernet_per_stage_one_settings(
     client: LatencyClient, db_url: str, tiny_data: ImageData, tmp_path: Path
 ) -> None:
     """What a sweep's cells share: nasc and random pre-train the same supernet, hwnas another."""
-    cache = tmp_path / "supernets"
-    cache.mkdir()
-    jobs = {method: run_search(SearchConfig(method=method, supernet_cache=str(cache), **TINY), db_url=db_url,
+    cache = tmp_path / "supernets"  # made by the first search: its name ends in /
+    jobs = {method: run_search(SearchConfig(method=method, supernet_cache=f"{cache}/", **TINY), db_url=db_url,
                                data=tiny_data, client=client) for method in ("nasc", "hwnas", "random")}
     assert len(list(cache.glob("supernet-*.pt"))) == 2
     assert "loaded" not in jobs["nasc"].history[0] and "loaded" not in jobs["hwnas"].history[0]
