@@ -2,7 +2,7 @@
 
 A field ``bandwidth_mbps`` becomes ``--bandwidth-mbps`` with the field's type, description, default and
 bounds; a nested model's fields are prefixed (``gradient.arch_lr`` -> ``--gradient-arch-lr``); a
-``Literal`` is a choice; a ``bool`` is a ``--x/--no-x`` switch; a tuple of floats is a comma list; a
+``Literal`` is a choice; a ``bool`` is a ``--x/--no-x`` switch; a tuple of floats or ints is a comma list; a
 ``dict`` is a repeatable ``KEY=VALUE`` (values read as YAML). Options default to "not given", so the
 model's own defaults (or a config file's values) apply.
 """
@@ -34,6 +34,14 @@ def float_list(text: str) -> tuple[float, ...]:
         raise typer.BadParameter(f"{text!r}: expected numbers separated by commas") from None
 
 
+def int_list(text: str) -> tuple[int, ...]:
+    """``32,64`` -> (32, 64)."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected whole numbers separated by commas") from None
+
+
 def key_value(text: str) -> tuple[str, Any]:
     """``alpha=1.5`` -> ("alpha", 1.5), the value read as YAML."""
     key, sep, value = text.partition("=")
@@ -45,7 +53,7 @@ def key_value(text: str) -> tuple[str, Any]:
         raise typer.BadParameter(f"{text!r}: the value is not valid YAML") from None
 
 
-_METAVARS: dict[Callable[[str], Any], str] = {float_list: "X,Y,...", key_value: "KEY=VALUE"}
+_METAVARS: dict[Callable[[str], Any], str] = {float_list: "X,Y,...", int_list: "N,M,...", key_value: "KEY=VALUE"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,8 @@ class FieldOption:
             return annotation, None
         if origin is tuple and typing.get_args(annotation) == (float, ...):
             return str, float_list
+        if origin is tuple and typing.get_args(annotation) == (int, ...):
+            return str, int_list
         if origin is dict:
             return list[str], key_value
         if annotation in (str, int, float, bool):

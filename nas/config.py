@@ -49,6 +49,44 @@ class GradientOptions(BaseModel):
     arch_every: int = Field(default=1, ge=1, description="weight steps per architecture step")
 
 
+class TuneOptions(BaseModel):
+    """Settings of the ``tune`` method: the budget of its black-box search and the hyperparameters' ranges.
+
+    Every trial trains its network for at most ``epochs`` (ASHA stops unpromising trials at rungs from
+    ``grace_epochs`` on); the best trial is then re-trained for ``retrain_epochs`` with its learning rate,
+    batch size and dropout, and the rest of ``retrain_optimizer``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    trials: int = Field(default=16, ge=1, description="trials sampled (architecture, split, hyperparameters)")
+    epochs: int = Field(default=30, ge=1, description="most training epochs of a trial (ASHA's fidelity)")
+    grace_epochs: int = Field(default=1, ge=1, description="epochs every trial runs before ASHA may stop it")
+    reduction_factor: float = Field(default=3.0, gt=1, description="ASHA: 1 in this many trials goes on per rung")
+    startup_trials: int = Field(default=10, ge=1, description="random trials before TPE models the objective")
+    concurrent: int = Field(
+        default=1, ge=1, description="trials run at once (1: the whole search is reproducible given the seed)"
+    )
+    lr_min: float = Field(default=1e-3, gt=0, description="smallest learning rate (sampled log-uniformly)")
+    lr_max: float = Field(default=0.1, gt=0, description="largest learning rate")
+    batch_sizes: tuple[int, ...] = Field(default=(32, 64, 128), description="batch sizes to choose from, e.g. 32,64")
+    dropout_min: float = Field(default=0.0, ge=0, lt=1, description="smallest training dropout at the split")
+    dropout_max: float = Field(default=0.5, ge=0, lt=1, description="largest training dropout at the split")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> TuneOptions:
+        if self.lr_min > self.lr_max:
+            raise ValueError(f"--tune-lr-min {self.lr_min:g} is above --tune-lr-max {self.lr_max:g}")
+        if self.dropout_min > self.dropout_max:
+            raise ValueError(f"--tune-dropout-min {self.dropout_min:g} is above --tune-dropout-max "
+                             f"{self.dropout_max:g}")
+        if self.grace_epochs > self.epochs:
+            raise ValueError(f"--tune-grace-epochs {self.grace_epochs} is more than --tune-epochs {self.epochs}")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"--tune-batch-sizes must be at least one size of 1 or more, got {list(self.batch_sizes)}")
+        return self
+
+
 class SearchConfig(BaseModel):
     """A search job's configuration; stored with the job.
 
@@ -61,7 +99,8 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = Field("nasc", description="search method: nasc, hwnas, hwnas-nodropout, random, evolution, gradient")
+    method: str = Field("nasc", description="search method: nasc, hwnas, hwnas-nodropout, random, evolution, gradient, "
+                        "tune")
     space: str = Field("fbnet-cifar100", description="search space, e.g. fbnet-cifar100, mbconv-cifar100")
     head_device: str = Field("raspi4", description="device running the head (its latency table)")
     tail_device: str = Field("edgegpu", description="device running the tail")
@@ -106,6 +145,7 @@ class SearchConfig(BaseModel):
         "method's devices, links and split assignment in place of head_device, tail_device and the link",
     )
     gradient: GradientOptions = Field(default_factory=GradientOptions, description="gradient method")
+    tune: TuneOptions = Field(default_factory=TuneOptions, description="tune method")
     data: str = Field("digits", description="'digits', 'synthetic' or a CIFAR-100 directory")
     data_limit: int | None = Field(None, ge=1, description="use at most this many images per split")
     predictor_url: str | None = Field(

@@ -16,6 +16,7 @@ from db.models import SearchJob
 from nas import baselines as _baselines  # noqa: F401  (registers the methods)
 from nas import gradient as _gradient  # noqa: F401
 from nas import nasc as _nasc  # noqa: F401
+from nas import tune as _tune  # noqa: F401  (imports Ray only when it runs)
 from nas.config import SearchConfig
 from nas.data import ImageData, load_data, subset
 from nas.latency import SplitLatencyModel, TopologyLatency

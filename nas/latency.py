@@ -55,6 +55,11 @@ class _TimedTables:
         # a client shared by several searches revalidates its tables once per search (304 when unchanged)
         return self.client.lut(device, self.space.name, revalidate=True)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy in another process (a Ray Tune trial) computes with the fetched tables alone; the
+        # client and its connections stay with the search
+        return {**self.__dict__, "client": None}
+
     @property
     def seconds(self) -> float:
         return self.client.seconds - self._client_start + self._compute_seconds

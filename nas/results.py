@@ -117,13 +117,26 @@ class _Found(_Strict):
     weights: str | None = Field(None, description="file of the re-trained answer's weights (nas.searched)")
 
 
+class TrainingHyperparameters(_Strict):
+    """The training settings a ``tune`` search chose with the architecture (its answer re-trains with them)."""
+
+    lr: float
+    batch_size: int
+    dropout: float = Field(description="dropout at the split while training")
+
+
 class SplitResult(_Found):
-    """A head-tail split search's answer (nasc, hwnas, random, evolution)."""
+    """A head-tail split search's answer (nasc, hwnas, random, evolution, tune)."""
 
     kind: Literal["split"] = "split"
     latency: SplitBreakdown
     split_objective: dict[str, float] | None = Field(None, description="HWNAS: J of every split point scored")
     retrain_dropout: float | None = Field(None, description="HWNAS: dropout at the split while re-training")
+    hyperparameters: TrainingHyperparameters | None = Field(None, description="tune: the best trial's training")
+    trials: int | None = Field(None, description="tune: trials run")
+    trial_epochs: int | None = Field(None, description="tune: training epochs of all trials (ASHA stops some early)")
+    trial_steps: int | None = Field(None, description="tune: training steps of all trials (re-training not counted)")
+    trial_objective: float | None = Field(None, description="tune: the best trial's J at its last epoch")
 
     @property
     def splits(self) -> list[int]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from filelock import FileLock
 from torch import nn
 
-from nas.config import OptimizerConfig
+from nas.config import OptimizerConfig, SearchConfig
 from nas.methods import SearchContext, decode
 from nas.searchers import RandomSearch, Searcher
 from nas.supernet import SplitNetwork, Supernet, over_link, packet_loss
@@ -142,23 +144,53 @@ def cache_file(cache: str, settings: dict[str, Any]) -> Path:
     return Path(cache) / f"supernet-{digest}.pt"
 
 
+def latency_penalty(config: SearchConfig, latency_ms: np.ndarray | float) -> np.ndarray:
+    """The latency term of J: eps_lat * max(0, T - T_th)."""
+    return config.eps_lat * np.maximum(0.0, np.asarray(latency_ms) - config.t_th)
+
+
+def penalized(config: SearchConfig, losses: Sequence[float] | np.ndarray, latency_ms: np.ndarray | float) -> np.ndarray:
+    """NASC's J (DESIGN.md 5.1) from the losses and latencies of candidates: eps_loss * loss + the latency term."""
+    return config.eps_loss * np.asarray(losses) + latency_penalty(config, latency_ms)
+
+
+@torch.no_grad()
+def loss_over_rates(
+    ctx: SearchContext, payload: torch.Tensor, tail: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor,
+    rates: Sequence[float],
+) -> float:
+    """l_SC of a received ``payload``: the mean over ``rates`` of the tail's cross-entropy with that packet loss."""
+    losses = [
+        F.cross_entropy(tail(packet_loss(payload, p, generator=ctx.loss_generator, scale=ctx.config.scale_dropout)),
+                        y).item()
+        for p in rates
+    ]
+    return float(np.mean(losses))
+
+
 @torch.no_grad()
 def sc_loss(
     ctx: SearchContext, supernet: Supernet, x: torch.Tensor, y: torch.Tensor, blocks: Sequence[int] | np.ndarray,
     split: int, rates: Sequence[float], codec: Codec | None = None,
 ) -> float:
-    """l_SC: the mean over ``rates`` of the cross-entropy with the payload coded by ``codec`` and that packet
-    loss at the split (head run and payload coded once)."""
+    """l_SC of a supernet path: the mean over ``rates`` of the cross-entropy with the payload coded by ``codec``
+    and that packet loss at the split (head run and payload coded once)."""
     payload = over_link(supernet.head(x, blocks, split), codec, 0.0)
-    losses = [
-        F.cross_entropy(
-            supernet.tail(packet_loss(payload, p, generator=ctx.loss_generator, scale=ctx.config.scale_dropout),
-                          blocks, split),
-            y,
-        ).item()
-        for p in rates
-    ]
-    return float(np.mean(losses))
+    return loss_over_rates(ctx, payload, lambda z: supernet.tail(z, blocks, split), y, rates)
+
+
+@torch.no_grad()
+def network_objective(ctx: SearchContext, network: SplitNetwork) -> float:
+    """NASC's J of a trained one-split network: l_SC over the validation split (in order, capped by
+    ``steps_per_epoch``) plus the latency term of its architecture."""
+    config = ctx.config
+    network.eval()
+    payloads = (
+        (over_link(network.head(x), network.codecs[0], 0.0), y)
+        for x, y in islice(ctx.data.batches("val", config.batch_size, device=ctx.device), ctx.steps("val"))
+    )
+    loss = float(np.mean([loss_over_rates(ctx, z, network.tail, y, config.dropout_set) for z, y in payloads]))
+    return float(penalized(config, [loss], ctx.split_latency.breakdown(network.arch)["total_ms"])[0])
 
 
 def split_objective(ctx: SearchContext, supernet: Supernet) -> Objective:
@@ -170,7 +202,7 @@ def split_objective(ctx: SearchContext, supernet: Supernet) -> Objective:
         latency = ctx.split_latency.split(samples[:, :n_layers], samples[:, n_layers])["total_ms"]
         losses = [sc_loss(ctx, supernet, x, y, s[:n_layers], int(s[n_layers]), config.dropout_set, codec)
                   for s in samples]
-        return config.eps_loss * np.asarray(losses) + config.eps_lat * np.maximum(0.0, latency - config.t_th)
+        return penalized(config, losses, latency)
 
     return objective
 
@@ -182,7 +214,7 @@ def whole_model_objective(ctx: SearchContext, supernet: Supernet) -> Objective:
     def objective(x: torch.Tensor, y: torch.Tensor, samples: np.ndarray) -> np.ndarray:
         latency = ctx.split_latency.whole(samples)
         losses = [sc_loss(ctx, supernet, x, y, s, n_layers, (0.0,)) for s in samples]
-        return config.eps_loss * np.asarray(losses) + config.eps_lat * np.maximum(0.0, latency - config.t_th)
+        return penalized(config, losses, latency)
 
     return objective
 
@@ -242,7 +274,7 @@ def choose_split(ctx: SearchContext, supernet: Supernet, blocks: np.ndarray) -> 
     codec = ctx.split_latency.link.encoding
     splits = np.arange(n_layers + 1)
     latency = ctx.split_latency.split(np.repeat(blocks[None], len(splits), axis=0), splits)["total_ms"]
-    penalty = config.eps_lat * np.maximum(0.0, latency - config.t_th)
+    penalty = latency_penalty(config, latency)
     ctx.begin_stage("split", 1, len(splits))
     batches = []
     for batch in ctx.batches("val"):
@@ -289,9 +321,10 @@ class Retrained:
     accuracy_clean: float
 
 
-def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> Retrained:
-    """Stage 3: train ``arch`` from scratch with its payloads coded as its links send them (straight-through)
-    and dropout ``drop`` at its split point(s)."""
+def training_epochs(ctx: SearchContext, arch: Architecture, *, drop: float) -> Iterator[SplitNetwork]:
+    """Stage 3 epoch by epoch: train ``arch`` from scratch for ``retrain_epochs`` with its payloads coded as its
+    links send them (straight-through) and dropout ``drop`` at its split point(s); yields the network after
+    every epoch (a caller may stop early)."""
     config = ctx.config
     torch.manual_seed(config.seed)
     network = SplitNetwork(arch, ctx.data.num_classes, ctx.latency.codecs).to(ctx.device)
@@ -308,4 +341,12 @@ def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> Retrained
             ctx.callback.on_step("retrain")
         ctx.callback.on_epoch({"stage": "retrain", "epoch": epoch + 1, "loss": float(np.mean(losses)),
                                "arch": arch.encode()})
-    return Retrained(network, accuracy(ctx, network, config.loss), accuracy(ctx, network, 0.0))
+        yield network
+    if not config.retrain_epochs:
+        yield network
+
+
+def retrain(ctx: SearchContext, arch: Architecture, *, drop: float) -> Retrained:
+    """Stage 3: train ``arch`` from scratch (``training_epochs``), then its test accuracy with and without loss."""
+    network = deque(training_epochs(ctx, arch, drop=drop), maxlen=1)[0]
+    return Retrained(network, accuracy(ctx, network, ctx.config.loss), accuracy(ctx, network, 0.0))

@@ -26,8 +26,9 @@ TINY = {
     "data": "synthetic", "data_limit": 32, "batch_size": 8, "steps_per_epoch": 1, "pretrain_epochs": 1,
     "search_epochs": 2, "retrain_epochs": 1, "predictor": "lookup", "split_eval_batches": 1,
 }
-# the gradient method searches a device topology file instead of one link (tests/nas/test_gradient_*.py)
-ONE_LINK_METHODS = sorted(set(METHODS) - {"gradient"})
+# the gradient method searches a device topology file instead of one link (tests/nas/test_gradient_*.py);
+# tune runs trials on Ray instead of the three stages (tests/nas/test_tune.py)
+ONE_LINK_METHODS = sorted(set(METHODS) - {"gradient", "tune"})
 TINY_FLAGS = ["--data", "synthetic", "--data-limit", "32", "--batch-size", "8", "--steps-per-epoch", "1",
               "--pretrain-epochs", "1", "--search-epochs", "2", "--retrain-epochs", "1", "--predictor", "lookup"]
 
