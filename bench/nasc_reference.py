@@ -63,9 +63,9 @@ def latency_service(db_url: str, log: Path) -> Iterator[str]:
         yield service.url
 
 
-def summarize(jobs: list[dict], t_th: float) -> dict[str, Any]:
+def summarize(jobs: list[dict], t_th: float, methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
     by_method: dict[str, Any] = {}
-    for method in METHODS:
+    for method in methods:
         mine = [j["result"] for j in jobs if j["method"] == method]
         if not mine:
             continue
@@ -149,12 +149,7 @@ def main() -> None:
     summary["bench_wall_time_s"] = time.perf_counter() - start
     summary["load_before"], summary["load_after"] = load[0], os.getloadavg()[0]
     summary["sweeps"] = runs
-    print(f"\n{'method':<16} {'runs':>4} {'meet T_th':>9} {'median T ms':>11} {'median acc@p=0.2':>16} "
-          f"{'median acc p=0':>14} {'median split':>12}")
-    for method, row in summary["methods"].items():
-        print(f"{method:<16} {row['runs']:>4} {row['meets_t_th']:>9.0%} {row['median_latency_ms']:>11.2f} "
-              f"{row['median_accuracy_at_loss']:>16.3f} {row['median_accuracy_clean']:>14.3f} "
-              f"{row['median_split']:>12}")
+    print_methods(summary)
     print(f"\nlatency queries: {summary['latency_queries']} in {summary['latency_time_s']:.3f} s of "
           f"{summary['search_wall_time_s']:.0f} s search wall time = {100 * summary['latency_share']:.4f} % "
           f"(target < 1 %)")
@@ -170,6 +165,16 @@ def main() -> None:
     print(f"report: .venv/bin/nas report --sweep {name} --db {db_url} --output-dir {args.workdir / 'report'}")
     if args.output:
         args.output.write_text(json.dumps({"summary": summary, "jobs": jobs}, indent=1, default=str) + "\n")
+
+
+def print_methods(summary: dict[str, Any]) -> None:
+    """The per-method table of ``summarize``."""
+    print(f"\n{'method':<16} {'runs':>4} {'meet T_th':>9} {'median T ms':>11} {'median acc@p=0.2':>16} "
+          f"{'median acc p=0':>14} {'median split':>12}")
+    for method, row in summary["methods"].items():
+        print(f"{method:<16} {row['runs']:>4} {row['meets_t_th']:>9.0%} {row['median_latency_ms']:>11.2f} "
+              f"{row['median_accuracy_at_loss']:>16.3f} {row['median_accuracy_clean']:>14.3f} "
+              f"{row['median_split']:>12}")
 
 
 def same_architectures(first: list[dict], second: list[dict]) -> int:

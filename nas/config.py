@@ -62,7 +62,7 @@ class TuneOptions(BaseModel):
     trials: int = Field(default=16, ge=1, description="trials sampled (architecture, split, hyperparameters)")
     epochs: int = Field(default=30, ge=1, description="most training epochs of a trial (ASHA's fidelity)")
     grace_epochs: int = Field(default=1, ge=1, description="epochs every trial runs before ASHA may stop it")
-    reduction_factor: float = Field(default=3.0, gt=1, description="ASHA: 1 in this many trials goes on per rung")
+    reduction_factor: int = Field(default=3, ge=2, description="ASHA: 1 in this many trials goes on at each rung")
     startup_trials: int = Field(default=10, ge=1, description="random trials before TPE models the objective")
     concurrent: int = Field(
         default=1, ge=1, description="trials run at once (1: the whole search is reproducible given the seed)"

@@ -82,6 +82,8 @@ def other_value(option: FieldOption, tmp_path: Path) -> tuple[list[str], Any]:
         return [option.flag, str(value)], value
     if kind is str:
         return [option.flag, "other"], "other"
+    if typing.get_origin(kind) is tuple and typing.get_args(kind) == (int, ...):
+        return [option.flag, "3,5"], (3, 5)
     if typing.get_origin(kind) is tuple:
         return [option.flag, "0.1,0.3"], (0.1, 0.3)
     if typing.get_origin(kind) is dict:
