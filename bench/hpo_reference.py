@@ -78,7 +78,8 @@ def no_service() -> Iterator[None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hwnasbench", type=Path, default=REPO.parent / "shared" / "hwnasbench")
+    parser.add_argument("--hwnasbench", type=Path,
+                        default=Path(os.environ.get("HWNASBENCH", REPO.parent / "shared" / "hwnasbench")))
     parser.add_argument("--workdir", type=Path, default=REPO / "reports" / "bench" / "hpo_reference")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sweep", type=Path, default=REPO / "examples" / "sweeps" / "nasc_reference.yaml")
