@@ -96,7 +96,7 @@ def namespaces_missing() -> str | None:
     return None
 
 
-def make_link(rate: str) -> None:
+def make_link(rate: str, burst: str = BURST) -> None:
     """Two namespaces joined by a veth pair, each side shaped to ``rate`` by a token bucket."""
     drop_link()
     sh("ip", "netns", "add", HEAD_NS)
@@ -109,7 +109,7 @@ def make_link(rate: str) -> None:
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         # a queue of 400 ms holds a whole payload burst, so UDP loses only what the sender drops
         sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate,
-           "burst", BURST, "latency", "400ms")
+           "burst", burst, "latency", "400ms")
 
 
 def drop_link() -> None:
@@ -244,6 +244,7 @@ def main() -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="emulated loss injected by the sender (udp)")
     parser.add_argument("--bits", type=int, default=32, choices=[8, 16, 32], help="bits per element on the link")
     parser.add_argument("--rate", default="8mbit", help="tbf rate of the link")
+    parser.add_argument("--burst", default=BURST, help="tbf burst of the link (32kbit: the first 4 kB unshaped)")
     parser.add_argument("--min-run-time", type=float, default=0.05, help="profiling time per entry (s)")
     parser.add_argument("--accuracy", action="store_true",
                         help="also the accuracy over the link of a network trained with and without dropout")
@@ -262,7 +263,7 @@ def main() -> None:
         os.environ["SPLITNAS_DATA_DIR"] = str(directory / "data")
         profile_cpu(url, args.min_run_time)
         profiled_s = time.perf_counter() - started
-        make_link(args.rate)
+        make_link(args.rate, args.burst)
         try:
             num_classes = load_synthetic_data().num_classes  # the searched pairs' data: the same classifier
             with LatencyClient(db_url=url, predictor="lookup", runtime=RUNTIME) as client:
