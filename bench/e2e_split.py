@@ -16,8 +16,8 @@ The token bucket's burst is one Ethernet frame (1600 bytes): a bucket lets ``bur
 rate after an idle gap, and the request-reply traffic here is idle between requests, so a 32 kbit (4 kB)
 burst carried the first 4 kB of every payload unshaped (an 11.8 kB payload arrived ~3 ms, ~25 %, early).
 With one frame the link runs at 8 Mbit/s for payloads of any size except for the first frame of each
-payload (<= 1.5 ms early), and the frames' TCP/IP and Ethernet headers (~3.6 % more bytes) go the other way;
-neither is in the prediction.
+payload (<= 1.5 ms early), and the frames' TCP/IP and Ethernet headers (66 bytes per 1448-byte segment, +4.6 %)
+go the other way; neither is in the prediction (BENCHMARKS.md, "End-to-end split inference").
 
 ``--accuracy`` adds the accuracy of split networks over the bench's transport and emulated loss (``--loss``:
 the sender drops each UDP datagram with that probability before sending it, since this kernel has no
