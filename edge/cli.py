@@ -57,14 +57,21 @@ def run(
         help="EMULATED loss: the sender drops each UDP datagram with this probability before sending it (this "
              "kernel has no netem); no effect over tcp")] = 0.0,
     seed: Annotated[int, typer.Option(help="seed of the inputs and of the emulated loss")] = 0,
+    inputs: Annotated[Path | None, typer.Option(
+        help="send these images instead of random ones: an .npz with 'images' (N x C x H x W, normalized as in "
+             "training) and optionally 'labels'; timed request k sends image k % N")] = None,
+    answers: Annotated[Path | None, typer.Option(
+        help="write the class each timed request was answered with, in order, to this .npy file")] = None,
     upload: Annotated[str | None, typer.Option(help="service URL: POST the run to URL/e2e")] = None,
     token: Annotated[str | None, typer.Option(help="bearer token for --upload (splitnas-api token create)")] = None,
     db: Annotated[str | None, typer.Option("--db", help="store the run in this database instead")] = None,
     json: Annotated[bool, typer.Option("--json", help="print the run's record as JSON on stdout")] = False,
 ) -> None:
     """Run the head here, send each payload to the server, and print predicted vs measured p50/p90."""
+    import numpy as np
+
     from edge.report import format_report
-    from edge.runner import RunError, check_run_options
+    from edge.runner import RunError, answers_of, check_run_options, load_inputs
     from edge.runner import run as run_split
     from edge.transports import get_transport
     from edge.upload import store
@@ -75,9 +82,18 @@ def run(
     check_run_options(requests, loss)
     if upload is not None and token is None:
         raise RunError("--upload needs --token (splitnas-api token create NAME)")
-    result = run_split(directory, address, requests=requests, transport=transport, loss=loss, seed=seed)
+    images, labels = load_inputs(inputs) if inputs is not None else (None, None)
+    result = run_split(directory, address, requests=requests, transport=transport, loss=loss, seed=seed,
+                       inputs=images)
     print(format_report(result.record, predicted_at_measured_mbps=result.predicted_at_measured_mbps),
           file=sys.stderr)
+    classes = answers_of(result)
+    if labels is not None:
+        expected = labels[np.arange(len(classes)) % len(labels)]
+        print(f"  top-1 accuracy of the answers: {(classes == expected).mean():.4f} "
+              f"({int((classes == expected).sum())} of {len(classes)} labelled requests)", file=sys.stderr)
+    if answers is not None:
+        np.save(answers, classes)
     if upload is not None and token is not None:
         print(f"uploaded as e2e run {upload_run(result.record, upload, token)} to {upload}", file=sys.stderr)
     if db is not None:

@@ -69,7 +69,8 @@ def run(directory: Path | str, server: tuple[str, int], *, requests: int, transp
     link = get_transport(transport)(server, loss=loss, seed=seed)
     try:
         throughput = measure_throughput(link, max(PROBE_MIN_BYTES, 4 * link_spec.payload_bytes))
-        timed = [_request(head, codec, link, i, _input(inputs, i, manifest.input_shape, rng))
+        # the warm-up sends the first input too: timed request k answers inputs[k % len(inputs)]
+        timed = [_request(head, codec, link, i, _input(inputs, max(i - WARMUP, 0), manifest.input_shape, rng))
                  for i in range(WARMUP + requests)][WARMUP:]
     except (OSError, TransportError) as exc:
         raise RunError(f"the run over {transport} to {server[0]}:{server[1]} failed: {exc}") from None
@@ -78,6 +79,27 @@ def run(directory: Path | str, server: tuple[str, int], *, requests: int, transp
     record = _record(manifest, timed, transport=transport, loss=loss, throughput=throughput,
                      payload_bytes=link_spec.payload_bytes)
     return RunResult(record, timed, predicted_with_throughput(manifest, throughput))
+
+
+def answers_of(result: RunResult) -> np.ndarray:
+    """The class each timed request's scores rank first, in order: answer k is for ``inputs[k % len(inputs)]``."""
+    return np.array([int(np.argmax(r.output)) for r in result.requests], np.int64)
+
+
+def load_inputs(path: Path | str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images to send (``images``, N x C x H x W, normalized as the network was trained) and their ``labels``
+    (optional) from an ``.npz`` file; RunError saying what it must hold otherwise."""
+    try:
+        with np.load(path) as data:
+            images = np.asarray(data["images"], np.float32)
+            labels = np.asarray(data["labels"], np.int64) if "labels" in data.files else None
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunError(f"cannot read inputs from {path}: {exc} (give an .npz file with 'images' and optionally "
+                       "'labels')") from None
+    if images.ndim != 4 or len(images) == 0 or (labels is not None and labels.shape != (len(images),)):
+        raise RunError(f"{path}: 'images' must be N x C x H x W (N >= 1) and 'labels' N class indices; got "
+                       f"{images.shape} and {None if labels is None else labels.shape}")
+    return images, labels
 
 
 def _input(inputs: np.ndarray | None, i: int, shape: list[int], rng: np.random.Generator) -> np.ndarray:

@@ -153,6 +153,7 @@ def sweep_command(
     Cells that completed before are skipped, failed and interrupted ones run again; a failed cell is
     retried (`retries` in the file) and then reported without stopping the others.
     """
+    from db.config import database_url
     from nas.sweep import SweepError, default_cache, expand, read_sweep, run_sweep
 
     try:
@@ -166,7 +167,7 @@ def sweep_command(
         for cell in cells:
             typer.echo(f"{cell.id}  {'completed' if cell.id in done else 'to run':<9}  {cell.label}")
         return
-    if address is not None and database_url_is_local(db):
+    if address is not None and database_url(db).startswith("sqlite"):
         console.print("[yellow]warning:[/] the cells' database is a SQLite file: workers on other machines cannot "
                       "reach it (give --db postgresql+psycopg://...)", highlight=False, soft_wrap=True)
     with _sweep_progress(quiet) as progress:
@@ -175,6 +176,9 @@ def sweep_command(
         except (SweepError, ValueError) as exc:
             console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print(f"interrupted: `nas sweep {file}` again resumes it (completed cells are kept)")
+            raise typer.Exit(130) from None
     labels = {cell.id: cell.label for cell in cells}
     if outcome.interrupted:
         console.print(f"{outcome.interrupted} cell(s) left running by an earlier run were marked interrupted")
@@ -186,12 +190,6 @@ def sweep_command(
     console.print(f"report: nas report --sweep {spec.name}" + (f" --db {db}" if db else ""))
     if outcome.failed:
         raise typer.Exit(1)
-
-
-def database_url_is_local(db: str | None) -> bool:
-    from db.config import database_url
-
-    return database_url(db).startswith("sqlite")
 
 
 def _sweep_jobs(db: str | None, name: str) -> list[Any]:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from nas.manifest import MANIFEST_FILE, CodecSpec, Exporter, LinkSpec, Manifest, PartSpec, read_manifest, write_manifest
-from nas.results import Job, SplitResult, TopologyResult
-from nas.searched import load_searched_network
+from nas.results import Job, SplitBreakdown, SplitResult, TopologyResult
+from nas.searched import describe_network, load_searched_network
 from nas.supernet import SplitNetwork
 from spaces.codecs import Encoded, get_codec
 from spaces.errors import UserError
@@ -54,13 +54,17 @@ class Placement:
     total_ms: float
 
 
+def split_placement(latency: SplitBreakdown, bandwidth_mbps: float) -> Placement:
+    """The head and tail of a one-split latency breakdown (``SplitLatencyModel.breakdown``) over its link."""
+    return Placement([latency.head_device, latency.tail_device], [latency.head_ms, latency.tail_ms],
+                     [bandwidth_mbps], [latency.comm_ms], latency.total_ms)
+
+
 def placement(job: Job) -> Placement:
     """The devices, bandwidths and predicted milliseconds of a job's parts and links, as its search computed them."""
     result = job.result
     if isinstance(result, SplitResult):
-        latency = result.latency
-        return Placement([latency.head_device, latency.tail_device], [latency.head_ms, latency.tail_ms],
-                         [job.config.bandwidth_mbps], [latency.comm_ms], latency.total_ms)
+        return split_placement(result.latency, job.config.bandwidth_mbps)
     if isinstance(result, TopologyResult):
         if result.topology.kind != "chain":
             raise ExportError(f"job {job.uid} was searched on a {result.topology.kind} ({result.topology.stages}); "
@@ -106,11 +110,24 @@ def export_job(job: Job, out: Path, *, exporter: Exporter = "legacy", verify: bo
     from the torch network is recorded.
     """
     plan = placement(job)
-    runtimes = [part_runtime(job, device) for device in plan.devices]
-    network, meta = load_searched_network(job)
+    network, _ = load_searched_network(job)
+    return export_network(network, plan, out, job=job.uid, method=job.method,
+                          runtimes=[part_runtime(job, device) for device in plan.devices], exporter=exporter,
+                          verify=verify)
+
+
+def export_network(network: SplitNetwork, plan: Placement, out: Path, *, job: str, method: str, runtimes: list[str],
+                   exporter: Exporter = "legacy", verify: bool = True) -> Manifest:
+    """``export_job`` for any split network: its weights as they are, ``plan`` as its prediction, named ``job``.
+
+    For networks no search found (a sampled architecture with fresh weights, for latency benches); the
+    files and their atomic move are those of ``export_job``.
+    """
+    network.eval()
+    meta = describe_network(network, job=job)
     arch = meta.arch
     if len(plan.devices) != len(network.parts):
-        raise ExportError(f"job {job.uid}: {len(plan.devices)} devices but {len(network.parts)} parts")
+        raise ExportError(f"job {job}: {len(plan.devices)} devices but {len(network.parts)} parts")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     example = torch.randn(meta.input_shape, generator=torch.Generator().manual_seed(0))
@@ -138,7 +155,7 @@ def export_job(job: Job, out: Path, *, exporter: Exporter = "legacy", verify: bo
             x = y
         first = network.codecs[0]
         manifest = Manifest(
-            job=job.uid, method=job.method, space=meta.space, architecture=list(arch.blocks), splits=list(arch.splits),
+            job=job, method=method, space=meta.space, architecture=list(arch.blocks), splits=list(arch.splits),
             input_shape=list(meta.input_shape), num_classes=meta.num_classes,
             codec=CodecSpec(name=first.name, bits=first.bits), parts=parts, links=links,
             predicted_total_ms=plan.total_ms,

@@ -49,14 +49,19 @@ def weights_path(job_file: Path) -> Path:
     return job_file.with_suffix(".weights.pt")
 
 
-def save_searched_network(network: SplitNetwork, path: Path, *, job: str) -> Path:
-    """Write ``network`` with what rebuilds it; written whole or not at all (temporary file, then renamed)."""
+def describe_network(network: SplitNetwork, *, job: str) -> SearchedNetwork:
+    """What rebuilds ``network``: its space, architecture, splits, codecs, classes and input shape (batch 1)."""
     arch = network.arch
-    meta = SearchedNetwork(
+    return SearchedNetwork(
         job=job, space=arch.space.name, architecture=arch.encode(), splits=arch.splits,
         codecs=tuple(codec.name for codec in network.codecs), num_classes=network.num_classes,
         input_shape=(1, *arch.space.prefix[0].op.input_shape),
     )
+
+
+def save_searched_network(network: SplitNetwork, path: Path, *, job: str) -> Path:
+    """Write ``network`` with what rebuilds it; written whole or not at all (temporary file, then renamed)."""
+    meta = describe_network(network, job=job)
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")

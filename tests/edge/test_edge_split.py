@@ -173,3 +173,28 @@ def test_a_tcp_server_answers_a_second_device_while_the_first_stays_connected(
         assert first.probe(64) > 0  # and the first is still served
     finally:
         first.close()
+
+
+def test_labelled_images_sent_over_udp_come_back_as_answers_in_input_order(
+    export_dir: Path, edge_server: EdgeServer, tmp_path: Path
+) -> None:
+    host, port = edge_server(export_dir, "--part", "1", "--transport", "udp")
+    x = images(4)
+    expected = np.array([int(np.argmax(run_exported(export_dir, xi[None]))) for xi in x])
+    inputs, answers, lossy_answers = tmp_path / "inputs.npz", tmp_path / "answers.npy", tmp_path / "lossy.npy"
+    np.savez(inputs, images=x, labels=expected)
+    common = ["run", str(export_dir), "--server", f"{host}:{port}", "--transport", "udp", "--requests", "4",
+              "--inputs", str(inputs)]
+    clean = edge_cli(*common, "--answers", str(answers))
+    assert clean.returncode == 0, clean.stderr
+    assert np.array_equal(np.load(answers), expected)
+    assert "top-1 accuracy of the answers: 1.0000 (4 of 4 labelled requests)" in clean.stderr
+    lossy = edge_cli(*common, "--loss", "0.5", "--seed", "3", "--answers", str(lossy_answers))
+    assert lossy.returncode == 0, lossy.stderr
+    classes = np.load(lossy_answers)
+    assert classes.shape == (4,) and ((classes >= 0) & (classes < 10)).all() and "top-1 accuracy" in lossy.stderr
+
+    np.savez(tmp_path / "bad.npz", pictures=x)
+    for path in (tmp_path / "missing.npz", tmp_path / "bad.npz"):
+        refused = edge_cli(*common[:-1], str(path))
+        assert refused.returncode == 2 and "cannot read inputs" in refused.stderr, refused.stderr
