@@ -184,7 +184,8 @@ def sweep_command(
         console.print(f"{outcome.interrupted} cell(s) left running by an earlier run were marked interrupted")
     console.print(f"sweep {spec.name}: {len(cells)} cells, {len(outcome.completed)} completed now, "
                   f"{len(outcome.skipped)} completed before, {len(outcome.failed)} failed"
-                  + (f"; {outcome.wall_s:.0f} s" if outcome.wall_s else ""))
+                  + (f"; {outcome.wall_s:.0f} s, against {outcome.cells_s:.0f} s of the cells' own wall time "
+                     f"(one after another): {outcome.cells_s / outcome.wall_s:.2f}x" if outcome.wall_s else ""))
     for failed, error in outcome.failed.items():
         console.print(f"[red]failed[/] {labels[failed]}: {error}", highlight=False, soft_wrap=True)
     console.print(f"report: nas report --sweep {spec.name}" + (f" --db {db}" if db else ""))

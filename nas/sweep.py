@@ -169,6 +169,7 @@ class SweepOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # cell id -> error
     interrupted: int = 0  # jobs left running by an earlier run that stopped, marked failed
     wall_s: float = 0.0
+    cells_s: float = 0.0  # the completed cells' own wall times added up: what they take one after another
 
 
 # (done, running, failed, total): what a progress display shows while the cells run
@@ -211,7 +212,7 @@ def run_sweep(
             for ref in ready:
                 cell = pending.pop(ref)
                 try:
-                    ray.get(ref)
+                    outcome.cells_s += ray.get(ref)
                     outcome.completed.append(cell.id)
                 except ray.exceptions.RayError as exc:
                     outcome.failed[cell.id] = _cause(exc)
@@ -221,14 +222,16 @@ def run_sweep(
     return outcome
 
 
-def run_cell(config: dict[str, Any], db_url: str, sweep: str, cell: str, threads: int) -> str:
-    """A Ray task: one cell's search, stored as a job of the sweep; returns the job's uid."""
+def run_cell(config: dict[str, Any], db_url: str, sweep: str, cell: str, threads: int) -> float:
+    """A Ray task: one cell's search, stored as a job of the sweep; returns its wall time in seconds."""
     import torch
 
     from nas.jobs import run_search
 
     torch.set_num_threads(threads)
-    return run_search(SearchConfig.model_validate(config), db_url=db_url, sweep=sweep, cell=cell).uid
+    start = time.perf_counter()
+    run_search(SearchConfig.model_validate(config), db_url=db_url, sweep=sweep, cell=cell)
+    return time.perf_counter() - start
 
 
 def _running(url: str, sweep: str) -> int:

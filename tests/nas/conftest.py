@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nas.data import ImageData, load_synthetic_data, subset
+from nas.latency_client import LatencyClient
 from pipeline.service import Service
 from tests.utils.hwnasbench_luts import hwnasbench_database
 
@@ -30,6 +32,19 @@ def service_url(hwnasbench_db: str, tmp_path_factory: pytest.TempPathFactory) ->
     """The real latency service (uvicorn, ``api.main:app``) on 127.0.0.1 over ``hwnasbench_db``."""
     with Service(hwnasbench_db, log=tmp_path_factory.mktemp("service") / "uvicorn.log") as service:
         yield service.url
+
+
+@pytest.fixture(scope="module")
+def tiny_data() -> ImageData:
+    """32 synthetic images per split: what tiny searches train and score on."""
+    return subset(load_synthetic_data(), 32)
+
+
+@pytest.fixture
+def client(hwnasbench_db: str) -> Iterator[LatencyClient]:
+    """A latency client on ``hwnasbench_db``'s lookup tables."""
+    with LatencyClient(db_url=hwnasbench_db, predictor="lookup") as latency_client:
+        yield latency_client
 
 
 @pytest.fixture(autouse=True)

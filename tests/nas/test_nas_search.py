@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from typer.testing import CliRunner
 from db.engine import session_scope
 from nas.cli import app
 from nas.config import SearchConfig
-from nas.data import ImageData, load_synthetic_data, subset
+from nas.data import ImageData
 from nas.jobs import load_jobs, run_search
 from nas.latency_client import LatencyClient
 from nas.methods import METHODS
@@ -31,17 +30,6 @@ TINY = {
 ONE_LINK_METHODS = sorted(set(METHODS) - {"gradient", "tune"})
 TINY_FLAGS = ["--data", "synthetic", "--data-limit", "32", "--batch-size", "8", "--steps-per-epoch", "1",
               "--pretrain-epochs", "1", "--search-epochs", "2", "--retrain-epochs", "1", "--predictor", "lookup"]
-
-
-@pytest.fixture(scope="module")
-def tiny_data() -> ImageData:
-    return subset(load_synthetic_data(), 32)
-
-
-@pytest.fixture
-def client(hwnasbench_db: str) -> Iterator[LatencyClient]:
-    with LatencyClient(db_url=hwnasbench_db, predictor="lookup") as latency_client:
-        yield latency_client
 
 
 def check_job(job: Job, method: str) -> None:

@@ -121,6 +121,7 @@ def test_a_sweep_killed_halfway_and_resumed_runs_every_cell_exactly_once(
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "3 completed now, 1 completed before, 0 failed" in resumed.stderr
+    assert "of the cells' own wall time (one after another)" in resumed.stderr
     cells = {cell.id for cell in expand(read_sweep(path))}
     completed = _completed(db)
     assert sorted(cell for cell, _ in completed) == sorted(cells)  # every cell once
@@ -151,6 +152,7 @@ def test_a_failed_cell_is_reported_without_stopping_the_others(tmp_path: Path, h
                         progress=lambda *counts: seen.append(counts))
     [good, bad] = expand(spec)
     assert outcome.completed == [good.id] and list(outcome.failed) == [bad.id]
+    assert 0 < outcome.cells_s < outcome.wall_s  # one cell completed, within the sweep's time
     assert "DataError" in outcome.failed[bad.id] and "no-such-dataset" in outcome.failed[bad.id]
     assert seen[0] == (0, 0, 0, 2) and seen[-1][0] + seen[-1][2] == 2
     # run again: the completed cell is skipped, the failed one tried again

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from nas.cli import app
 from nas.config import SearchConfig
-from nas.data import ImageData, load_synthetic_data, subset
+from nas.data import ImageData
 from nas.jobs import load_jobs, run_search
 from nas.latency_client import LatencyClient
 from nas.results import SplitResult
@@ -24,17 +24,6 @@ TUNE = {
     "tune": {"trials": 4, "epochs": 2, "startup_trials": 2, "lr_min": 0.005, "lr_max": 0.05,
              "batch_sizes": (4, 8), "dropout_min": 0.1, "dropout_max": 0.4},
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_data() -> ImageData:
-    return subset(load_synthetic_data(), 32)
-
-
-@pytest.fixture
-def client(hwnasbench_db: str) -> Iterator[LatencyClient]:
-    with LatencyClient(db_url=hwnasbench_db, predictor="lookup") as latency_client:
-        yield latency_client
 
 
 @pytest.fixture(scope="module", autouse=True)
