@@ -21,6 +21,7 @@ from db import queries
 from db.engine import session_scope
 from nas.cli import app
 from nas.config import SearchConfig
+from nas.jobs import load_jobs
 from nas.plots import pareto_front
 from nas.sweep import SweepError, SweepSpec, cell_id, expand, read_sweep, run_sweep
 from nas.sweep_report import summarize
@@ -190,3 +191,14 @@ def test_the_pareto_front_keeps_the_points_nothing_beats() -> None:
     points = [(10, 0.5), (12, 0.4), (15, 0.7), (15, 0.6), (20, 0.7), (25, 0.9)]
     assert pareto_front(points) == [(10, 0.5), (15, 0.7), (25, 0.9)]
     assert pareto_front([]) == []
+
+
+def test_a_tune_cell_runs_its_trials_on_a_one_core_sweep(tmp_path: Path, hwnasbench_db: str) -> None:
+    """The cell holds the only core while its trials ask for one each: they run (no deadlock)."""
+    url = copy_database(hwnasbench_db, tmp_path / "study.db")
+    tune = {"trials": 2, "epochs": 1, "startup_trials": 1, "batch_sizes": [8]}
+    spec = SweepSpec(name="tuned", base={**TINY, "method": "tune", "tune": tune}, grid={"seed": [0]}, retries=0)
+    outcome = run_sweep(spec, expand(spec), db_url=url, num_cpus=1)
+    assert outcome.failed == {} and len(outcome.completed) == 1
+    [job] = load_jobs(url, sweep="tuned")
+    assert job.status == "completed" and job.result is not None and job.result.trials == 2
