@@ -29,8 +29,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +68,6 @@ def run_tune(seed: int, config: dict[str, Any], data_spec: str, db_url: str, pre
           f"dropout {chosen['dropout']:.2f}, {result['trials']} trials, {result['trial_steps']} trial steps  "
           f"{result['architecture']}", flush=True)
     return job
-
-
-@contextmanager
-def no_service() -> Iterator[None]:
-    yield None
 
 
 def main() -> None:
@@ -137,7 +131,7 @@ def main() -> None:
     db_url = f"sqlite:///{args.workdir / 'bench.db'}"
     start = time.perf_counter()
     build_database(db_url, args.hwnasbench)
-    with latency_service(db_url, args.workdir / "service.log") if not args.local else no_service() as url:
+    with latency_service(db_url, args.workdir / "service.log") if not args.local else nullcontext() as url:
         print(f"latency tables from {url or db_url}", flush=True)
         name, _ = run_sweeps(one_shot, db_url, url)
         jobs = sweep_jobs(db_url, name)

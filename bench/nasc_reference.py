@@ -32,7 +32,7 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def main() -> None:
     build_database(db_url, args.hwnasbench)
     print(f"budget per run: batch {args.batch_size}, {args.steps_per_epoch} steps per epoch, epochs {args.epochs} "
           f"(pre-train / search / re-train); {args.seeds} seeds; load average {load[0]:.2f}", flush=True)
-    with latency_service(db_url, args.workdir / "service.log") if not args.local else _no_service() as url:
+    with latency_service(db_url, args.workdir / "service.log") if not args.local else nullcontext() as url:
         print(f"latency tables from {url or db_url}", flush=True)
         name, runs = run_sweeps(args, db_url, url)
     jobs = sweep_jobs(db_url, name)
@@ -181,11 +181,6 @@ def same_architectures(first: list[dict], second: list[dict]) -> int:
     """Cells (by their settings' hash) whose two runs found the same architecture and split."""
     found = {job["cell"]: job["result"]["architecture"] for job in first}
     return sum(found.get(job["cell"]) == job["result"]["architecture"] for job in second)
-
-
-@contextmanager
-def _no_service() -> Iterator[None]:
-    yield None
 
 
 if __name__ == "__main__":
