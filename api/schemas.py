@@ -355,6 +355,10 @@ class LUTPublic(BaseModel):
     predictor: str
     scale: float = Field(description="model-level correction applied to every compute segment")
     call_ms: float = Field(description="what one call of a network part costs on the device besides its ops")
+    wait_ms: float = Field(description="what a part fed by a link (every part of a split network but the first) "
+                                       "adds, fixed, having idled until its input arrived (0 until whole networks "
+                                       "are profiled after an idle gap)")
+    wait_share: float = Field(description="and the share of its latency it adds (T_after = (1 + share) T + wait_ms)")
     blocks: list[str]
     table: list[list[float | None]]
     measured: list[list[bool]]

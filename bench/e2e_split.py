@@ -1,7 +1,9 @@
 """End-to-end split inference on one machine: head and tail in two network namespaces over an 8 Mbit/s link.
 
-This CPU plays both devices: it is profiled under ONNX Runtime (the runtime splitnas-edge runs), a lookup
-predictor is fitted to it, and the (architecture, split) pairs, splits spread early to late, are of two kinds:
+This CPU plays both devices: it is profiled under ONNX Runtime (the runtime splitnas-edge runs), with
+``MODELS`` sampled networks whole and as heads (the model-level correction, and the LUT's ``wait_ms`` and
+``wait_share``: what the tail adds, having idled until its payload arrived), a lookup predictor is fitted to it, and the
+(architecture, split) pairs, splits spread early to late, are of two kinds:
 ``--searches`` of them are the answers of tiny searches (the gradient method on a two-device chain whose
 split is fixed), the others are **sampled**: a seeded uniformly random architecture of the space
 (``spaces.sample_architecture``) cut at the pair's split, with **fresh random-init weights** (a latency
@@ -16,8 +18,9 @@ The token bucket's burst is one Ethernet frame (1600 bytes): a bucket lets ``bur
 rate after an idle gap, and the request-reply traffic here is idle between requests, so a 32 kbit (4 kB)
 burst carried the first 4 kB of every payload unshaped (an 11.8 kB payload arrived ~3 ms, ~25 %, early).
 With one frame the link runs at 8 Mbit/s for payloads of any size except for the first frame of each
-payload (<= 1.5 ms early), and the frames' TCP/IP and Ethernet headers (66 bytes per 1448-byte segment, +4.6 %)
-go the other way; neither is in the prediction (BENCHMARKS.md, "End-to-end split inference").
+payload (<= 1.5 ms early, not in the prediction), and the frames' TCP/IP and Ethernet headers (66 bytes per
+1448-byte segment) go the other way: the prediction takes the link at its payload throughput, 7.65 of the 8
+Mbit/s (``edge.framing.payload_mbps``; BENCHMARKS.md, "End-to-end split inference").
 
 ``--accuracy`` adds the accuracy of split networks over the bench's transport and emulated loss (``--loss``:
 the sender drops each UDP datagram with that probability before sending it, since this kernel has no
@@ -52,6 +55,7 @@ import torch
 
 from db.engine import session_scope
 from db.records import E2ERecord
+from edge.framing import payload_mbps
 from nas.config import SearchConfig
 from nas.data import ImageData, load_data, load_synthetic_data, subset
 from nas.export import export_job, export_network, split_placement
@@ -71,7 +75,8 @@ RUNTIME = "onnxruntime"
 SPACE = "fbnet-cifar100"
 HEAD_NS, TAIL_NS = "sn-head", "sn-tail"
 HEAD_IP, TAIL_IP = "10.77.0.1", "10.77.0.2"
-BANDWIDTH_MBPS = 8
+LINE_MBPS = 8  # the line rate tc shapes; the prediction takes the payload's share (edge.framing.payload_mbps)
+MODELS = 8  # sampled networks profiled whole and as heads: the model-level correction and the wait after a link
 BURST = "1600b"  # one Ethernet frame (1514 bytes) and a little: the smallest bucket that passes every frame
 TINY: dict[str, Any] = {"data": "synthetic", "data_limit": 16, "batch_size": 8, "steps_per_epoch": 1,
                         "pretrain_epochs": 1, "search_epochs": 1, "retrain_epochs": 1, "predictor": "lookup",
@@ -118,7 +123,7 @@ def drop_link() -> None:
 
 
 def profile_cpu(url: str, min_run_time: float) -> None:
-    options = ProfileOptions(device=DEVICE, space=SPACE, runtime=RUNTIME, quiet_below=None,
+    options = ProfileOptions(device=DEVICE, space=SPACE, runtime=RUNTIME, quiet_below=None, models=MODELS,
                              timing=TimingSettings(min_run_time=min_run_time))
     profile_device(options, BatchWriter(url), progress=False)
     with session_scope(url) as session:
@@ -133,12 +138,12 @@ def pair_plan(pairs: int, searches: int) -> list[tuple[int, bool]]:
 
 
 def sampled_pair(client: LatencyClient, split: int, seed: int, out: Path, *, bits: int, num_classes: int,
-                 devices: tuple[str, str] = (DEVICE, DEVICE)) -> Path:
+                 devices: tuple[str, str] = (DEVICE, DEVICE), mbps: float = LINE_MBPS) -> Path:
     """A seeded random architecture cut at ``split``, with fresh weights, exported with its predicted latency."""
     arch = sample_architecture(SPACE, random.Random(seed)).with_splits(split)
     model = SplitLatencyModel(client, space=SPACE, head_device=devices[0], tail_device=devices[1],
-                              link=Link(BANDWIDTH_MBPS, bits))
-    plan = split_placement(SplitBreakdown.model_validate(model.breakdown(arch)), BANDWIDTH_MBPS)
+                              link=Link(mbps, bits))
+    plan = split_placement(SplitBreakdown.model_validate(model.breakdown(arch)), mbps)
     torch.manual_seed(seed)
     network = SplitNetwork(arch, num_classes, model.codecs)
     runtimes = client.runtimes(SPACE)
@@ -147,10 +152,10 @@ def sampled_pair(client: LatencyClient, split: int, seed: int, out: Path, *, bit
     return out
 
 
-def search_pair(url: str, split: int, seed: int, directory: Path, bits: int) -> Path:
+def search_pair(url: str, split: int, seed: int, directory: Path, bits: int, mbps: float) -> Path:
     topology = {"name": "pair", "topology": "chain",
                 "devices": [{"name": "head", "device": DEVICE}, {"name": "tail", "device": DEVICE}],
-                "links": [{"from": "head", "to": "tail", "bandwidth_mbps": BANDWIDTH_MBPS, "bits": bits}],
+                "links": [{"from": "head", "to": "tail", "bandwidth_mbps": mbps, "bits": bits}],
                 "assignment": {"splits": [split]}}
     config = SearchConfig(method="gradient", space=SPACE, topology=topology, runtime=RUNTIME, seed=seed, t_th=1000,
                           **TINY)
@@ -227,6 +232,8 @@ def row(record: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
         "mbps": round(record["throughput_mbps"], 2), "predicted_ms": round(record["predicted_ms"], 1),
         "p50_ms": round(record["p50_ms"], 1), "p90_ms": round(record["p90_ms"], 1),
         "error_pct": round(E2ERecord.model_validate(record).error_pct, 1),
+        "head_ms": round(b["head"], 2), "head_predicted_ms": round(head["predicted_ms"], 2),
+        "tail_ms": round(b["tail"], 2), "tail_predicted_ms": round(tail["predicted_ms"], 2),
         "head_err_ms": round(b["head"] - head["predicted_ms"], 2),
         "transfer_err_ms": round(b["transfer"] - link["predicted_ms"], 2),
         "tail_err_ms": round(b["tail"] - tail["predicted_ms"], 2),
@@ -243,7 +250,7 @@ def main() -> None:
     parser.add_argument("--transport", default="tcp", choices=["tcp", "udp"])
     parser.add_argument("--loss", type=float, default=0.0, help="emulated loss injected by the sender (udp)")
     parser.add_argument("--bits", type=int, default=32, choices=[8, 16, 32], help="bits per element on the link")
-    parser.add_argument("--rate", default="8mbit", help="tbf rate of the link")
+    parser.add_argument("--mbps", type=float, default=LINE_MBPS, help="line rate of the link (tbf), Mbit/s")
     parser.add_argument("--burst", default=BURST, help="tbf burst of the link (32kbit: the first 4 kB unshaped)")
     parser.add_argument("--min-run-time", type=float, default=0.05, help="profiling time per entry (s)")
     parser.add_argument("--accuracy", action="store_true",
@@ -263,14 +270,15 @@ def main() -> None:
         os.environ["SPLITNAS_DATA_DIR"] = str(directory / "data")
         profile_cpu(url, args.min_run_time)
         profiled_s = time.perf_counter() - started
-        make_link(args.rate, args.burst)
+        make_link(f"{args.mbps:g}mbit", args.burst)
+        mbps = payload_mbps(args.mbps, args.transport, args.bits)
         try:
             num_classes = load_synthetic_data().num_classes  # the searched pairs' data: the same classifier
             with LatencyClient(db_url=url, predictor="lookup", runtime=RUNTIME) as client:
                 for seed, (split, searched) in enumerate(pair_plan(args.pairs, args.searches)):
-                    export = (search_pair(url, split, seed, directory, args.bits) if searched else
+                    export = (search_pair(url, split, seed, directory, args.bits, mbps) if searched else
                               sampled_pair(client, split, seed, directory / f"sampled{seed}", bits=args.bits,
-                                           num_classes=num_classes))
+                                           num_classes=num_classes, mbps=mbps))
                     record = measure(export, args.requests, args.transport, args.loss)
                     rows.append(row(record, json.loads((export / "manifest.json").read_text())))
                     if not args.json:

@@ -3,7 +3,8 @@
 A predictor is fitted on one device's ``TrainingData``: per-op latencies (blocks of the space, fixed
 layers, sampled configurations) and, when measured, whole architectures and heads. It predicts the
 latency of any op it can (``predict_ops``) and of architectures by summation, with the model-level
-correction learned from measured architectures (``scale_``, ``weight_ms_per_mparam_``, ``call_ms_``;
+correction learned from measured architectures (``scale_``, ``weight_ms_per_mparam_``, ``call_ms_``,
+and ``wait_ms_`` / ``wait_share_``, what a part fed by a link adds after idling until its input arrived;
 predictor.correction).
 """
 
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from predictor.correction import CORRECTIONS, Correction, fit_correction, model_sums, model_terms
+from predictor.correction import CORRECTIONS, Correction, Wait, fit_correction, fit_wait, model_sums, model_terms
 from predictor.data import ModelSample, TrainingData
 from predictor.errors import NotFittedError, PredictorError
 from spaces import Architecture, Op
@@ -59,6 +60,8 @@ class LatencyPredictor(BaseEstimator):
         correction = self._fit_correction(data.models)
         self.scale_, self.weight_ms_per_mparam_ = correction.scale, correction.ms_per_mparam
         self.call_ms_ = correction.ms_per_call
+        wait = fit_wait([m.latency_ms for m in data.models], [m.after_wait_ms for m in data.models])
+        self.wait_ms_, self.wait_share_ = wait.ms, wait.share
         return self
 
     def check_fitted(self) -> None:
@@ -93,6 +96,12 @@ class LatencyPredictor(BaseEstimator):
         self.check_fitted()
         # predictors stored before the call term existed have none
         return Correction(self.scale_, self.weight_ms_per_mparam_, getattr(self, "call_ms_", 0.0))
+
+    @property
+    def wait_(self) -> Wait:
+        """What a part fed by a link adds after idling until its input arrived (none if fitted before it was timed)."""
+        self.check_fitted()
+        return Wait(float(getattr(self, "wait_ms_", 0.0)), float(getattr(self, "wait_share_", 0.0)))
 
     # -- persistence --------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

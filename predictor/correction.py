@@ -12,13 +12,23 @@ correction than whole networks (the 1x1 head conv and the classifier hold most w
 call term is what one call of a network costs besides its ops (with cold caches: torch's dispatcher
 and the module tree come back from memory; a network of the stem alone takes twice the stem's time).
 ``median-ratio`` is the plain median of measured / predicted; ``none`` leaves predictions as timed.
+
+Networks timed back to back are what a user times in a loop; a part of a split network whose input comes
+over a link runs after idling until it arrived instead, and pays for what cooled down meanwhile
+(``profiler.timing.after_wait_ms``). The first part runs on input made on its device, right after the work
+that made it: end to end on this machine its head ran 0.1-0.5 ms over its back-to-back latency where the
+server's part ran 0.2-1.9 ms over (BENCHMARKS.md, "End-to-end split inference").
+``Wait`` is that cost, a share of the part's latency plus a fixed term (an idle core runs slower until its
+clock and caches are back: the extra grows with the work), fitted on the measured networks' calls after an
+idle gap against their back-to-back latency and applied to every part fed by a link
+(``predictor.latency.completion_terms``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import nnls
@@ -68,6 +78,30 @@ def fit_correction(method: str, measured: np.ndarray, summed_ms: np.ndarray, mpa
     if scale <= 0:
         return Correction(median_ratio(measured[ok], summed_ms[ok]))
     return Correction(float(scale), float(ms_per_mparam), float(ms_per_call))
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A part whose input came over a link, run after idling until it arrived: T_after = (1 + share) * T + ms."""
+
+    ms: float = 0.0
+    share: float = 0.0
+
+    def apply(self, part_ms: Any) -> Any:
+        return (1.0 + self.share) * part_ms + self.ms
+
+
+def fit_wait(measured: Sequence[float], after_wait: Sequence[float | None]) -> Wait:
+    """``after_wait - measured = ms + share * measured`` by non-negative least squares over the networks timed
+    after a wait too (a median extra with fewer than 3 of them; no wait without any)."""
+    pairs = np.array([(ms, after) for ms, after in zip(measured, after_wait, strict=True) if after is not None])
+    if not len(pairs):
+        return Wait()
+    extra = pairs[:, 1] - pairs[:, 0]
+    if len(pairs) < 3:
+        return Wait(max(float(np.median(extra)), 0.0))
+    (ms, share), _ = nnls(np.column_stack([np.ones(len(pairs)), pairs[:, 0]]), extra)
+    return Wait(float(ms), float(share))
 
 
 # -- architectures as weighted sums of ops ----------------------------------------------------------

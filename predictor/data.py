@@ -43,6 +43,7 @@ class ModelSample:
     latency_ms: float
     key: str
     iqr_ms: float | None = None
+    after_wait_ms: float | None = None  # one call after an idle gap (profiler.timing.after_wait_ms), if timed
 
     @property
     def is_head(self) -> bool:
@@ -202,7 +203,8 @@ def load_training_data(session: Session, *, device: str, space: str, runtime: st
         try:
             if row.target == "model":
                 if row.space == space:
-                    models.append(ModelSample(model_of_row(row, space), row.latency_ms, row.key, row.iqr_ms))
+                    models.append(ModelSample(model_of_row(row, space), row.latency_ms, row.key, row.iqr_ms,
+                                              (row.raw or {}).get("after_wait_ms")))
             elif row.target in OP_TARGETS:
                 op = op_of_row(row)
                 target = row.target if row.space == space or _same_place(own_space, row, op) else "config"

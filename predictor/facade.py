@@ -89,7 +89,8 @@ def fit_kind(
     predictor = create_predictor(kind, **(params or {})).fit(data)
     metrics: dict[str, Any] = {"fit": predictor.fit_summary(), "scale": predictor.scale_,
                                "weight_ms_per_mparam": predictor.weight_ms_per_mparam_,
-                               "call_ms": predictor.call_ms_}
+                               "call_ms": predictor.call_ms_, "wait_ms": predictor.wait_.ms,
+                               "wait_share": predictor.wait_.share}
     if evaluate:
         scores = evaluate_kind(kind, data, seed=seed, params=params, progress=lambda protocol: step(kind, protocol))
         metrics["protocols"] = {name: s.to_dict() for name, s in scores.items()}
@@ -196,7 +197,7 @@ def lut_from_predictors(
     values[answerable] = primary.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if ok])
     if fallback is not None and not answerable.all():  # without a fallback, all are answerable (checked above)
         values[~answerable] = fallback.predict_ops([op for op, ok in zip(ops, answerable, strict=True) if not ok])
-    correction = primary.correction_
+    correction, wait = primary.correction_, primary.wait_
     values = np.array([correction.op_ms(op, value) for op, value in zip(ops, values, strict=True)])
     table = np.full((len(space.layers), len(blocks)), np.nan)
     measured = np.zeros(table.shape, dtype=bool)
@@ -211,11 +212,13 @@ def lut_from_predictors(
     name = primary.kind if fallback is None or answerable.all() else f"{primary.kind}+{fallback.kind}"
     return DeviceLUT(
         device=primary.device_, space=space.name, blocks=blocks, table=table, fixed=fixed, measured=measured,
-        iqr=iqr, predictor=name, scale=correction.scale, call_ms=correction.ms_per_call,
+        iqr=iqr, predictor=name, scale=correction.scale, call_ms=correction.ms_per_call, wait_ms=wait.ms,
+        wait_share=wait.share,
         runtime=getattr(primary, "runtime_", DEFAULT_RUNTIME),  # predictors fitted before runtimes: torch
         meta={**(meta or {}), "correction": {"method": primary.correction, "scale": correction.scale,
                                              "weight_ms_per_mparam": correction.ms_per_mparam,
-                                             "call_ms": correction.ms_per_call}},
+                                             "call_ms": correction.ms_per_call, "wait_ms": wait.ms,
+                                             "wait_share": wait.share}},
     )
 
 

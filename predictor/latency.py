@@ -11,13 +11,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, cast, overload
+from typing import Any, NamedTuple, cast, overload
 
 import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
 from db.records import DEFAULT_RUNTIME
+from predictor.correction import Wait
 from spaces import Architecture, SearchSpace, get_space
 from spaces.codecs import DEFAULT_CODECS, Codec, get_codec
 from spaces.errors import InvalidArchitectureError
@@ -80,7 +81,10 @@ class DeviceLUT:
     the time to stream the op's weights inside a network, divided by ``scale`` (predictor.correction,
     recorded in ``meta["correction"]``): ``scale * table`` is always the op's latency inside a network.
     ``call_ms`` is what one call of a network (a whole model, or one part of a split one) costs besides
-    its ops; every part a device runs adds it once.
+    its ops; every part a device runs adds it once. A part whose input comes over a link (every part of a
+    split network but the first) ran idle until the input arrived, which makes it ``wait_share`` of its
+    latency and ``wait_ms`` slower (``predictor.correction.Wait``); the first part and a whole model run on
+    input made on the device and do not wait.
     """
 
     device: str
@@ -94,6 +98,8 @@ class DeviceLUT:
     predictor: str = "lookup"
     scale: float = 1.0
     call_ms: float = 0.0
+    wait_ms: float = 0.0
+    wait_share: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
     runtime: str = DEFAULT_RUNTIME  # what ran the networks the table was measured (and predicted) for
 
@@ -110,6 +116,11 @@ class DeviceLUT:
         if missing:
             raise ValueError(f"LUT for {self.space!r} lacks fixed layers {missing}")
         self._column = {name: i for i, name in enumerate(self.blocks)}
+
+    @property
+    def wait(self) -> Wait:
+        """What a part on this device adds when its input came over a link."""
+        return Wait(self.wait_ms, self.wait_share)
 
     @property
     def search_space(self) -> SearchSpace:
@@ -149,6 +160,8 @@ class DeviceLUT:
             "predictor": self.predictor,
             "scale": self.scale,
             "call_ms": self.call_ms,
+            "wait_ms": self.wait_ms,
+            "wait_share": self.wait_share,
             "blocks": list(self.blocks),
             "table": [[None if math.isnan(v) else v for v in row] for row in self.table.tolist()],
             "measured": self.measured.tolist(),
@@ -168,7 +181,9 @@ class DeviceLUT:
             fixed=dict(data["fixed"]), measured=np.array(data["measured"], dtype=bool),
             iqr=array(data["iqr"]) if data.get("iqr") is not None else np.full(table.shape, np.nan),
             predictor=data.get("predictor", "lookup"), scale=float(data.get("scale", 1.0)),
-            call_ms=float(data.get("call_ms", 0.0)), meta=dict(data.get("meta", {})),
+            call_ms=float(data.get("call_ms", 0.0)), wait_ms=float(data.get("wait_ms", 0.0)),
+            wait_share=float(data.get("wait_share", 0.0)),
+            meta=dict(data.get("meta", {})),
             runtime=data.get("runtime", DEFAULT_RUNTIME),
         )
 
@@ -218,6 +233,15 @@ class Layout:
         return next((i for i, s in enumerate(self.stages) if s.parallel), None)
 
 
+class PartTerms(NamedTuple):
+    """What a device's part costs besides its layers: prefix and suffix (scale applied), call, wait for a link."""
+
+    prefix_ms: float
+    suffix_ms: float
+    call_ms: float
+    wait: Wait = Wait()
+
+
 @dataclass(frozen=True)
 class CompletionTerms:
     """The completion latency of R rows (architectures, or split tuples) and its terms, arrays of shape (R,).
@@ -234,13 +258,14 @@ class CompletionTerms:
     branches: Mapping[str, Any]
 
 
-def completion_terms(u: Any, ub: Any, v: Any, bounds: Any, layout: Layout, fixed: Sequence[tuple[float, float, float]]
-                     ) -> CompletionTerms:
+def completion_terms(u: Any, ub: Any, v: Any, bounds: Any, layout: Layout,
+                     fixed: Sequence[PartTerms]) -> CompletionTerms:
     """Chain and mesh completion latency (DESIGN.md section 3) over numpy or torch arrays.
 
     Device m's part runs its layers a..e-1, less the back part of layer e-1 when a split follows it and
     plus the back part of layer a-1 when one precedes it (a split right after a bottleneck block falls
-    inside it), plus one call and, first or last, the fixed prefix or suffix. A chain is the sum of every
+    inside it), plus one call and, first or last, the fixed prefix or suffix; every part but the first waited
+    for its input on a link, and that sum becomes ``Wait.apply`` of it. A chain is the sum of every
     part and every link's ``Link.transfer_ms``. A mesh is its chain part, then the slowest branch term
     (root part + broadcast of the root's output to that branch + the branch's share of its range + sending
     that share of its output), then the merge device's part, which starts once the merged tensor is complete.
@@ -250,7 +275,7 @@ def completion_terms(u: Any, ub: Any, v: Any, bounds: Any, layout: Layout, fixed
         ub: (B, D, n) the part of ``u`` that runs after a split right after the layer (0 but for bottlenecks).
         v: (B, n + 1) elements sent at split point k (k = 0: the prefix's output).
         bounds: (R, S + 1) integer stage boundaries 0, k_1, ..., k_{S-1}, n; B is 1 or R.
-        fixed: per device row, its (prefix, suffix, call) milliseconds.
+        fixed: per device row, its ``PartTerms`` (``fixed_terms``).
     """
     xp = array_namespace(u, ub, v, bounds)
     batch, rows_count = u.shape[0], u.shape[1]
@@ -271,12 +296,14 @@ def completion_terms(u: Any, ub: Any, v: Any, bounds: Any, layout: Layout, fixed
             value = value - back[row, d, e]
         if s > 0:
             value = value + back[row, d, a]
-        prefix_ms, suffix_ms, call_ms = fixed[d]
-        value = share * value + call_ms
+        terms = fixed[d]
+        value = share * value + terms.call_ms
         if s == 0:
-            value = value + prefix_ms
+            value = value + terms.prefix_ms
         if s == last:
-            value = value + suffix_ms
+            value = value + terms.suffix_ms
+        if s > 0:  # a part fed by a link idled until its input arrived
+            value = terms.wait.apply(value)
         compute[name] = value
         return value
 
@@ -306,9 +333,9 @@ def completion_terms(u: Any, ub: Any, v: Any, bounds: Any, layout: Layout, fixed
     return CompletionTerms(total, compute, sent, comm, branches)
 
 
-def fixed_terms(luts: Sequence[DeviceLUT]) -> list[tuple[float, float, float]]:
-    """Each table's (prefix, suffix, call) milliseconds, scale applied: ``completion_terms``' ``fixed``."""
-    return [(lut.scale * lut.prefix_ms, lut.scale * lut.suffix_ms, lut.call_ms) for lut in luts]
+def fixed_terms(luts: Sequence[DeviceLUT]) -> list[PartTerms]:
+    """Each table's ``PartTerms``: ``completion_terms``' ``fixed``."""
+    return [PartTerms(lut.scale * lut.prefix_ms, lut.scale * lut.suffix_ms, lut.call_ms, lut.wait) for lut in luts]
 
 
 def lut_terms(columns: np.ndarray, luts: Sequence[DeviceLUT]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -132,6 +132,10 @@ def run(
     caches: Annotated[
         str, typer.Option(help="warm (back-to-back executions) or cold (flush the caches before every execution)")
     ] = TIMING.caches,
+    wait: Annotated[float, typer.Option(
+        min=0.0, help="idle seconds before each single call that times a --models network after waiting, as a part "
+        "of a split network runs (0: not timed)",
+    )] = TIMING.wait,
     trace_dir: Annotated[Path | None, typer.Option(help="also write torch.profiler traces per entry here")] = None,
     cool_below: Annotated[float | None, typer.Option(help="wait before each entry until the CPU is below (C)")] = None,
     cool_timeout: Annotated[float, typer.Option(min=0.0, help="longest wait for --cool-below (s)")] = 600.0,
@@ -165,7 +169,7 @@ def run(
         timing = TimingSettings(
             min_run_time=min_run_time, max_run_time=max(max_run_time, min_run_time), threshold=threshold,
             warmup=warmup, copies=copies, threads=threads, device=torch_device, clock=clock, caches=caches,
-            passes=passes,
+            passes=passes, wait=wait,
         )
         options = ProfileOptions(
             device=device or default_device_name(torch_device), space=space, device_kind=device_kind,

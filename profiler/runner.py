@@ -32,7 +32,7 @@ from profiler.load import BUSY_SHARE, LoadProbe, LoadWatch
 from profiler.plan import Entry, build_plan, drop_measured, group_by_timing
 from profiler.runtimes import Runtime, RuntimeSettings, create_runtime
 from profiler.settings import TimingSettings
-from profiler.timing import Timing, across_passes, measure
+from profiler.timing import Timing, across_passes, after_wait_ms, clock_function, measure
 from profiler.traces import record_trace, trace_name
 from profiler.upload import Spool, Uploader, UploadReport
 from profiler.workloads import Workload, model_workload, op_workload
@@ -186,7 +186,10 @@ def measure_entry(
         raw.update(watch.before_entry())
     before = probe.read()
     workload = workload_for(entry, settings)
-    timing = measure(runtime.prepare(workload), executions=workload.executions, settings=settings)
+    run = runtime.prepare(workload)
+    timing = measure(run, executions=workload.executions, settings=settings)
+    if entry.target == "model" and settings.wait > 0:
+        raw["after_wait_ms"] = after_wait_ms(run, clock_function(settings), wait=settings.wait) / workload.executions
     if watch is not None:
         raw["load"] = watch.after_entry()
     after = probe.read()

@@ -30,6 +30,10 @@ class TimingSettings:
     with other tenants, cold timings follow their memory traffic (blocks 5.9 % apart run to run against
     2.2 % warm) while whole models are about as accurately predicted either way (BENCHMARKS.md).
 
+    ``wait`` is the idle gap, in seconds, before each of the single calls that time a whole network (a
+    ``model`` entry) after waiting, as a part of a split network runs (``profiler.timing.after_wait_ms``);
+    0 leaves that timing out.
+
     ``clock`` is ``wall`` (default: ``perf_counter``, synchronizing CUDA) or ``thread`` (the calling
     thread's CPU time, one CPU thread only). Wall time is what a user of the deployed network waits
     for; the thread's CPU time leaves out whatever the thread was not running for (other processes,
@@ -51,6 +55,7 @@ class TimingSettings:
     clock: str = "wall"
     caches: str = "warm"
     passes: int = 3
+    wait: float = 0.05
 
     def __post_init__(self) -> None:
         if self.min_run_time <= 0 or self.max_run_time < self.min_run_time:
@@ -59,6 +64,8 @@ class TimingSettings:
             )
         if self.threads < 1 or self.copies < 1 or self.passes < 1 or self.warmup < 0 or self.threshold <= 0:
             raise ValueError("threads, copies and passes must be at least 1, warmup at least 0, threshold positive")
+        if not self.wait >= 0:
+            raise ValueError(f"wait must be at least 0 seconds, got {self.wait}")
         if self.clock not in CLOCKS:
             raise ValueError(f"unknown clock {self.clock!r}; allowed: {', '.join(CLOCKS)}")
         if self.caches not in CACHES:

@@ -19,6 +19,8 @@ from profiler.settings import TimingSettings
 
 # Fewer timer samples than this say nothing about their spread (one sample has an IQR of 0): noisy.
 MIN_SAMPLES = 5
+# single calls after an idle gap that ``after_wait_ms`` takes the median of
+WAIT_CALLS = 11
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,26 @@ def cold_samples(
             and cold_uncertainty(times) <= settings.threshold
         ):
             return times, cpu_times
+
+
+def after_wait_ms(
+    run: Callable[[], object], clock: Callable[[], float], *, wait: float, calls: int = WAIT_CALLS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Median milliseconds of single calls of ``run``, each made after ``wait`` idle seconds (untimed).
+
+    A part of a split network runs after waiting on its link: the head for the previous answer, a server's
+    part for the payload. While a device idles its caches, clocks and scheduler cool down (a frequency
+    governor, a hypervisor that parks an idle vCPU), and the first call after the wait pays for it; back-to-back
+    timings never see that cost. ``run`` should be warmed up already.
+    """
+    times = []
+    for _ in range(calls):
+        sleep(wait)
+        tic = clock()
+        run()
+        times.append(clock() - tic)
+    return float(np.median(times)) * 1e3
 
 
 def cold_uncertainty(times: list[float] | np.ndarray) -> float:

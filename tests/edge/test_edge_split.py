@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from edge.framing import Assembly, datagrams
+from edge.framing import UDP_FRAME_HEADERS, Assembly, datagrams, payload_mbps
 from edge.runner import RunError, run
 from edge.transports import TCP
 from nas.export import run_exported
@@ -114,6 +114,17 @@ def test_a_lost_datagram_leaves_exact_zeros_where_its_elements_were(codec: str) 
     lost = ~assembly.received
     assert lost.any() and (decoded[lost] == 0).all()
     assert np.abs(decoded[~lost] - x.reshape(-1)[~lost]).max() <= spec.max_error(x)
+
+
+@pytest.mark.parametrize("codec", ["float32", "int8"])
+def test_the_payload_rate_of_a_line_is_its_share_of_the_bytes_the_frames_carry(codec: str) -> None:
+    assert payload_mbps(8, "tcp") == pytest.approx(8 * 1448 / 1514)  # 66 B of headers per full TCP frame
+    spec = get_codec(codec)
+    x = np.random.default_rng(2).standard_normal((1, 64, 32, 32)).astype(np.float32)
+    *data, _ = datagrams(3, spec.encode(x))
+    element_bytes = x.size * spec.bits // 8
+    on_the_line = sum(len(d) + UDP_FRAME_HEADERS for d in data)
+    assert payload_mbps(8, "udp", spec.bits) == pytest.approx(8 * element_bytes / on_the_line, rel=1e-3)
 
 
 def test_bad_inputs_get_a_clear_message_and_store_nothing(

@@ -26,6 +26,7 @@ def setup(space_name: str, data: dict) -> tuple:
     luts = topology_luts(topology, lambda device: synthetic_lut(space_name, device, seed=seeds[device], scale=1.05))
     for i, lut in enumerate(luts.values()):
         lut.call_ms = 0.1 * (i + 1)  # once per part a device runs: a branch pays all of it, whatever its share
+        lut.wait_ms, lut.wait_share = 0.05 * (i + 1), 0.1 * i  # so is the wait after a link: the same formula
     return space, topology, luts, ExpectedLatency(space, topology, luts)
 
 

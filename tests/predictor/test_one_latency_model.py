@@ -86,7 +86,8 @@ def by_hand(document: dict, arch: Architecture, base: dict[str, DeviceLUT]) -> f
         ms = share * sum(factor * lut.scale * lut.layer_ms(i, arch.blocks[i]) for i in layers)
         ms += lut.call_ms  # once per network part a device runs, whatever its share
         ms += factor * lut.scale * lut.prefix_ms if first else 0.0
-        return ms + (factor * lut.scale * lut.suffix_ms if last else 0.0)
+        ms += factor * lut.scale * lut.suffix_ms if last else 0.0
+        return ms if first else (1 + lut.wait_share) * ms + lut.wait_ms  # a part fed by a link waited for it
 
     n = len(arch.blocks)
     if document["topology"] == "chain":

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from predictor import create_predictor, split_latency
-from predictor.correction import Correction, fit_correction, model_sums, model_terms
+from predictor.correction import Correction, Wait, fit_correction, fit_wait, model_sums, model_terms
 from predictor.data import ModelSample
 from predictor.facade import lut_from_predictors
 from predictor.latency import DeviceLUT, Link, architecture_latency
@@ -59,3 +59,26 @@ def test_lut_holds_in_network_latency_so_sums_match_the_predictor():
     assert result.segments[0].compute_ms == pytest.approx(1.05 * summed[0] + 0.4 * mparams[0] + 0.06)
     # each device's part is one call: split in two, the network pays one call more
     assert result.compute_ms == pytest.approx(architecture_latency(whole[0], lut) + 0.06)
+
+
+def test_the_wait_after_a_link_is_fitted_on_networks_timed_after_an_idle_gap():
+    # the extra of a call after a wait: 0.1 ms plus 60 % of the network's back-to-back latency
+    measured = [0.05, 0.5, 0.8, 1.1, 1.5]
+    assert fit_wait(measured, [ms + 0.1 + 0.6 * ms for ms in measured]) == Wait(pytest.approx(0.1), pytest.approx(0.6))
+    assert fit_wait([1.0, 2.0, 4.0], [1.5, None, 4.3]) == Wait(pytest.approx(0.4))  # two timed: their median extra
+    assert fit_wait([1.0, 2.0], [None, None]) == Wait()  # never timed after a wait: no cost assumed
+    assert fit_wait([1.0], [0.9]) == Wait()  # faster after a wait is noise, not a negative cost
+    assert Wait(0.1, 0.6).apply(np.array([1.0, 2.0])) == pytest.approx([1.7, 3.3])
+    base = synthetic_data(configs=0, models=0)
+    archs = sample_archs(SPACE, 9, seed=3, heads=True)
+    models = [ModelSample(a, 2.0 + i, a.encode(), after_wait_ms=1.2 * (2.0 + i) + 0.1) for i, a in enumerate(archs)]
+    lookup = create_predictor("lookup").fit(base.with_samples(models=models))
+    assert lookup.wait_ == Wait(pytest.approx(0.1), pytest.approx(0.2))
+    lut = lut_from_predictors(lookup)
+    back = DeviceLUT.from_dict(lut.to_dict())
+    assert (lut.wait_ms, lut.wait_share) == (pytest.approx(0.1), pytest.approx(0.2)) == (back.wait_ms, back.wait_share)
+    assert lut.meta["correction"]["wait_share"] == pytest.approx(0.2)
+    stored = create_predictor("lookup").set_state(lookup.get_state())
+    assert stored.wait_ == lookup.wait_
+    del stored.wait_ms_, stored.wait_share_  # a predictor stored before the wait was timed
+    assert stored.wait_ == Wait()

@@ -8,10 +8,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from predictor.correction import Wait
 from predictor.latency import (
     DeviceLUT,
     Layout,
     Link,
+    PartTerms,
     Stage,
     architecture_latency,
     batch_architecture_latency,
@@ -118,7 +120,10 @@ def mesh_terms(xp_array: Callable) -> tuple:
                    [0.1, 0.1, 0.1, 0.1]]])
     ub = xp_array([[[0.0, 0.0, 0.0, 0.0]] * 2 + [[0.0, 0.0, 0.2, 0.0]] * 3])  # layer 2 is a bottleneck
     v = xp_array([[1000.0, 2000.0, 3000.0, 500.0, 10.0]])
-    fixed = [(0.5, 0.0, 0.01), (0.0, 0.0, 0.02), (0.0, 0.0, 0.03), (0.0, 0.0, 0.04), (0.0, 0.7, 0.05)]
+    # (prefix, suffix, call, wait after the link: fixed, share) of each device
+    fixed = [PartTerms(0.5, 0.0, 0.01, Wait(0.001, 0.1)), PartTerms(0.0, 0.0, 0.02, Wait(0.002)),
+             PartTerms(0.0, 0.0, 0.03, Wait(0.003)), PartTerms(0.0, 0.0, 0.04, Wait(0.004, 0.2)),
+             PartTerms(0.0, 0.7, 0.05, Wait(0.005, 0.5))]
     return u, ub, v, layout, fixed
 
 
@@ -137,14 +142,14 @@ def test_mesh_is_chain_then_the_slowest_branch_then_the_merge_device(namespace: 
         header = 8 if bits == 8 else 0  # int8's scale and zero point
         return (elements * bits + 8 * header) / (mbps * 1e6) * 1e3
 
-    ue = 0.5 + 1.0 + 0.01
-    root = 1.0 + 0.02
+    ue = 0.5 + 1.0 + 0.01  # the first part: its input was made on the device, no wait
+    root = 1.0 + 0.02 + 0.002
     # branches run layer 2 less its back part (0.2: the split after it falls inside the bottleneck)
-    b1 = 0.75 * (0.6 - 0.2) + 0.03
-    b2 = 0.25 * (0.3 - 0.2) + 0.04
+    b1 = 0.75 * (0.6 - 0.2) + 0.03 + 0.003
+    b2 = 1.2 * (0.25 * (0.3 - 0.2) + 0.04) + 0.004
     branch = {"b1": root + ms(32, 16, 3000) + b1 + ms(32, 8, 0.75 * 500),
               "b2": root + ms(8, 32, 3000) + b2 + ms(32, 8, 0.25 * 500)}
-    merge = 0.2 + 0.1 + 0.7 + 0.05  # the bottleneck's back part, layer 3, suffix, call
+    merge = 1.5 * (0.2 + 0.1 + 0.7 + 0.05) + 0.005  # the bottleneck's back part, layer 3, suffix, call; wait
     hand = ue + ms(32, 8, 2000) + max(branch.values()) + merge
     assert float(terms.total[0]) == pytest.approx(hand, rel=1e-12)
     assert {k: float(x[0]) for k, x in terms.branches.items()} == pytest.approx(branch, rel=1e-12)
@@ -195,6 +200,23 @@ def test_batch_split_latency_equals_the_loop(space):
     assert batch["payload_elements"].tolist() == [r.segments[0].payload_elements for r in loop]
     whole = [a.with_splits() for a in archs]
     assert batch_architecture_latency(indices, head) == pytest.approx([architecture_latency(a, head) for a in whole])
+
+
+def test_a_part_fed_by_a_link_pays_the_wait_for_its_input_and_the_head_and_a_whole_network_none():
+    space = "fbnet-cifar100"
+    head = make_lut(space, "pi", lambda layer, b: 0.3 + 0.07 * layer + 0.05 * b, scale=1.1)
+    tail = make_lut(space, "gpu", lambda layer, b: 0.02 + 0.01 * layer * b, scale=0.9)
+    arch = sample_architecture(space, random.Random(4), splits=1)
+    before = split_latency(arch, head, tail, Link(8))
+    whole = architecture_latency(arch.with_splits(), head)
+    head.wait_ms, tail.wait_ms, tail.wait_share = 0.5, 0.25, 0.4
+    after = split_latency(arch, head, tail, Link(8))
+    assert after.segments[0].compute_ms == before.segments[0].compute_ms  # its input was made on the device
+    assert after.segments[1].compute_ms == pytest.approx(1.4 * before.segments[1].compute_ms + 0.25)
+    assert after.total_ms == pytest.approx(before.total_ms + 0.25 + 0.4 * before.segments[1].compute_ms)
+    assert architecture_latency(arch.with_splits(), head) == whole  # called back to back, it never waits
+    batch = batch_split_latency(head.indices(arch)[None], np.array([arch.split]), head, tail, Link(8))
+    assert batch["total_ms"][0] == pytest.approx(after.total_ms)
 
 
 def test_lut_json_round_trip_keeps_nan_entries_and_flags():

@@ -16,7 +16,7 @@ from profiler.cli import app
 
 # Tiny budgets: these tests check what is stored, not how precisely (bench/profile_space.py does that).
 FAST = ["--min-run-time", "0.003", "--max-run-time", "0.006", "--copies", "2", "--warmup", "1", "--no-progress",
-        "--max-quiet-wait", "0"]  # never wait for quiet: the machine running the tests is shared
+        "--max-quiet-wait", "0", "--wait", "0.001"]  # never wait for quiet: the machine running the tests is shared
 
 
 def invoke(*args: str) -> dict:
@@ -69,6 +69,11 @@ def test_max_entries_then_resume_completes_with_models_and_configs(db_url: str) 
     assert sorted(m.config["part"] for m in models) == ["full", "head"]
     full, head = sorted(models, key=lambda m: m.config["part"])
     assert head.flops < full.flops and head.latency_ms < full.latency_ms * 1.5
+    # a network is also timed as single calls after an idle gap, as a part of a split network runs; ops are not
+    assert all(m.raw["after_wait_ms"] > 0 for m in models)
+    with session_scope(db_url) as session:
+        assert not any("after_wait_ms" in (m.raw or {}) for m in queries.list_measurements(session, device="dev-a",
+                                                                                              target="block"))
 
     listing = invoke("list", "--db", db_url, "--json")
     device = next(d for d in listing["devices"] if d["name"] == "dev-a")

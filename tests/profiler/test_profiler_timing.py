@@ -10,7 +10,7 @@ from torch import nn
 
 from profiler import timing as timing_module
 from profiler.settings import TimingSettings
-from profiler.timing import MIN_SAMPLES, Timing, across_passes, measure
+from profiler.timing import MIN_SAMPLES, Timing, across_passes, after_wait_ms, measure
 from profiler.workloads import model_workload, op_workload
 from spaces import Architecture, get_space
 
@@ -138,7 +138,27 @@ def test_wall_clock_latency_with_the_threads_cpu_time_beside_it(linear: nn.Modul
     assert thread.median_ms < 0.5 and thread.cpu_times_ms == () and "cpu_share" not in thread.summary()
 
 
+def test_after_a_wait_each_call_is_timed_alone_after_an_untimed_idle_gap() -> None:
+    now = [0.0]
+    events: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        events.append(f"sleep {seconds}")
+        now[0] += seconds  # idle time passes on the clock, but outside the timed interval
+
+    costs = iter([0.004, 0.001, 0.002])
+
+    def run() -> None:
+        events.append("run")
+        now[0] += next(costs)
+
+    assert after_wait_ms(run, lambda: now[0], wait=0.05, calls=3, sleep=sleep) == pytest.approx(2.0)
+    assert events == ["sleep 0.05", "run"] * 3
+
+
 def test_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="wait must be at least 0"):
+        TimingSettings(wait=-1)
     with pytest.raises(ValueError, match="min_run_time"):
         TimingSettings(min_run_time=0.5, max_run_time=0.1)
     with pytest.raises(ValueError, match="thread clock"):
