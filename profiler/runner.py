@@ -202,10 +202,14 @@ def measure_entry(
 
 
 def combine(visits: list[tuple[Timing, dict[str, Any]]]) -> tuple[Timing, dict[str, Any]]:
-    """An entry's timing from its passes (the median pass) and its raw facts (the trace of the first pass)."""
+    """An entry's timing from its passes (the median pass), its raw facts (the trace of the first pass) and
+    the median of its passes' calls after a wait."""
     timing = across_passes([t for t, _ in visits])
     best = next(raw for t, raw in visits if t.median_ms == timing.median_ms)
-    return timing, {**visits[0][1], **best}
+    raw = {**visits[0][1], **best}
+    if waits := [r["after_wait_ms"] for _, r in visits if "after_wait_ms" in r]:
+        raw["after_wait_ms"] = float(statistics.median(waits))
+    return timing, raw
 
 
 @contextmanager

@@ -19,8 +19,8 @@ from profiler.settings import TimingSettings
 
 # Fewer timer samples than this say nothing about their spread (one sample has an IQR of 0): noisy.
 MIN_SAMPLES = 5
-# single calls after an idle gap that ``after_wait_ms`` takes the median of
-WAIT_CALLS = 11
+# single calls after an idle gap that ``after_wait_ms`` takes the median of, in each pass over the plan
+WAIT_CALLS = 5
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from profiler import timing as timing_module
+from profiler.runner import combine
 from profiler.settings import TimingSettings
 from profiler.timing import MIN_SAMPLES, Timing, across_passes, after_wait_ms, measure
 from profiler.workloads import model_workload, op_workload
@@ -114,6 +115,12 @@ def test_the_median_pass_is_kept_with_every_pass_median() -> None:
     # An even count keeps the lower of the two middle passes, so that the row's statistics are one pass's.
     assert across_passes([timing(2.0, 5), timing(1.5, 6), timing(1.8, 7), timing(1.6, 8)]).median_ms == 1.6
     assert "pass_medians_ms" not in across_passes([timing(2.0, 5)]).summary()
+    # a network's calls after a wait: the median over its passes, whichever pass is kept
+    visits = [(timing(2.0, 5), {"after_wait_ms": 3.0}), (timing(1.5, 6), {"after_wait_ms": 2.0}),
+              (timing(1.8, 7), {"after_wait_ms": 9.0, "load": "busy"})]
+    kept_timing, raw = combine(visits)
+    assert kept_timing.median_ms == 1.8 and raw == {"after_wait_ms": 3.0, "load": "busy"}
+    assert "after_wait_ms" not in combine([(timing(2.0, 5), {})])[1]  # an op is not timed after a wait
     one = TimingSettings(min_run_time=0.3, max_run_time=1.5, passes=3).one_pass()
     assert (one.min_run_time, one.max_run_time, one.passes) == (pytest.approx(0.1), pytest.approx(0.5), 1)
 
