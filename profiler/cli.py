@@ -134,7 +134,7 @@ def run(
     ] = TIMING.caches,
     wait: Annotated[float, typer.Option(
         min=0.0, help="idle seconds before each single call that times a --models network after waiting, as a part "
-        "of a split network runs (0: not timed)",
+        "fed by a link runs (0: not timed)",
     )] = TIMING.wait,
     trace_dir: Annotated[Path | None, typer.Option(help="also write torch.profiler traces per entry here")] = None,
     cool_below: Annotated[float | None, typer.Option(help="wait before each entry until the CPU is below (C)")] = None,

@@ -31,7 +31,7 @@ class TimingSettings:
     2.2 % warm) while whole models are about as accurately predicted either way (BENCHMARKS.md).
 
     ``wait`` is the idle gap, in seconds, before each of the single calls that time a whole network (a
-    ``model`` entry) after waiting, as a part of a split network runs (``profiler.timing.after_wait_ms``);
+    ``model`` entry) after waiting, as a part fed by a link runs (``profiler.timing.after_wait_ms``);
     0 leaves that timing out.
 
     ``clock`` is ``wall`` (default: ``perf_counter``, synchronizing CUDA) or ``thread`` (the calling

@@ -215,10 +215,10 @@ def after_wait_ms(
 ) -> float:
     """Median milliseconds of single calls of ``run``, each made after ``wait`` idle seconds (untimed).
 
-    A part of a split network runs after waiting on its link: the head for the previous answer, a server's
-    part for the payload. While a device idles its caches, clocks and scheduler cool down (a frequency
-    governor, a hypervisor that parks an idle vCPU), and the first call after the wait pays for it; back-to-back
-    timings never see that cost. ``run`` should be warmed up already.
+    A part fed by a link (a server's part of a split network) idles until its payload arrives. While a device
+    idles its caches, clocks and scheduler cool down (a frequency governor, a hypervisor that parks an idle
+    vCPU), and the first call after the wait pays for it; back-to-back timings never see that cost
+    (``predictor.correction.Wait``). ``run`` should be warmed up already.
     """
     times = []
     for _ in range(calls):
